@@ -1,5 +1,0 @@
-﻿namespace Pop3Functional.Core
-
-module Say =
-    let hello name =
-        printfn "Hello %s" name

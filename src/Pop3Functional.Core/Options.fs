@@ -1,0 +1,128 @@
+namespace Pop3Functional.Core
+
+/// How the connection is protected (RFC 8314, RFC 2595). There is no silent opportunistic mode.
+[<RequireQualifiedAccess>]
+type TlsMode =
+    /// TLS from the first byte (POP3S, port 995). The shell handshakes before feeding any byte.
+    | Implicit
+    /// Plaintext greeting, then STLS before anything secret; the core sends STLS itself and fails
+    /// the session if the server cannot upgrade (RFC 9325 §3.2 strict local policy).
+    | StartTlsRequired
+    /// No TLS, chosen explicitly. Passwords still need AllowPlaintextCredentials.
+    | NoTls
+
+/// A deviation from the RFCs that real servers show; each is tolerated only when enabled, and
+/// reported with a QuirkTolerated event the first time it fires in a session.
+[<RequireQualifiedAccess>]
+type Quirk =
+    /// Lines end in a bare LF, including the ".LF" terminator (MailKit: "broken UNIX servers").
+    | BareLineFeed
+    /// "+ok" or "-err" instead of "+OK" or "-ERR".
+    | LowercaseStatus
+    /// "+OK" or "-ERR" with no text (legal per RFC 1939's own NOOP example; reported for visibility).
+    | EmptyStatusText
+    /// Several spaces between the fields of STAT, LIST or UIDL (thunderbird-android#323).
+    | ExtraSpaces
+    /// A LIST or UIDL listing whose numbers are not in increasing order.
+    | ListingOutOfOrder
+    /// A LIST or UIDL listing that skips numbers not deleted in this session.
+    | ListingGaps
+    /// The same UID for two messages (getmail's delete_dup_msgids). Listed, but never used to address.
+    | DuplicateUids
+    /// A count, size or message number above 2^31-1 (MailKit rejects these; we parse 64 bits).
+    | NumbersAbove2Pow31
+    /// CAPA answered -ERR: an RFC 1939-only server (lock-step, USER/PASS or APOP).
+    | MissingCapa
+    /// UIDs longer than 70 octets (printable ASCII still required). Off by default.
+    | LongUids
+
+    /// The quirk's name as shown in logs and option files.
+    member this.Name =
+        match this with
+        | BareLineFeed -> "bare-lf"
+        | LowercaseStatus -> "lowercase-status"
+        | EmptyStatusText -> "empty-status-text"
+        | ExtraSpaces -> "extra-spaces"
+        | ListingOutOfOrder -> "listing-out-of-order"
+        | ListingGaps -> "listing-gaps"
+        | DuplicateUids -> "duplicate-uids"
+        | NumbersAbove2Pow31 -> "numbers-above-2^31"
+        | MissingCapa -> "missing-capa"
+        | LongUids -> "long-uids"
+
+    /// Every quirk, in declaration order.
+    static member All =
+        [ BareLineFeed
+          LowercaseStatus
+          EmptyStatusText
+          ExtraSpaces
+          ListingOutOfOrder
+          ListingGaps
+          DuplicateUids
+          NumbersAbove2Pow31
+          MissingCapa
+          LongUids ]
+
+/// Limits on everything a server can make the client hold (DESIGN §5). Each is configurable.
+type Limits =
+    { /// Longest status line or listing line, CRLF included. RFC 2449 allows 512; real servers send more.
+      MaxLineOctets: int
+      /// Longest command line we send, CRLF included (RFC 2449 §4).
+      MaxCommandOctets: int
+      /// Most lines in a CAPA answer.
+      MaxCapaLines: int
+      /// Most entries in a LIST/UIDL listing when no STAT count bounds it.
+      MaxListingEntries: uint64
+      /// Largest decoded SASL challenge (RFC 5034 §4 leaves it to the mechanism).
+      MaxSaslChallengeOctets: int
+      /// Most SASL challenges in one AUTH exchange.
+      MaxSaslRounds: int
+      /// Largest message body delivered; None for unlimited (the body is streamed, never buffered).
+      MaxMessageOctets: uint64 option
+      /// Most commands in flight when the server offers PIPELINING.
+      PipelineMaxCommands: int
+      /// Most command octets in flight when the server offers PIPELINING.
+      PipelineMaxOctets: int }
+
+    /// The defaults of DESIGN §5.
+    static member Default =
+        { MaxLineOctets = 8192
+          MaxCommandOctets = 255
+          MaxCapaLines = 1000
+          MaxListingEntries = 10_000_000UL
+          MaxSaslChallengeOctets = 65536
+          MaxSaslRounds = 16
+          MaxMessageOctets = None
+          PipelineMaxCommands = 32
+          PipelineMaxOctets = 4096 }
+
+    /// RFC 2449's 512-octet response lines, for a strict profile.
+    static member Strict =
+        { Limits.Default with
+            MaxLineOctets = 512 }
+
+/// Everything that shapes a session. Build one with Options.Default and copy-and-update.
+type Options =
+    { Tls: TlsMode
+      /// Allows USER/PASS and password-revealing SASL mechanisms over a connection without TLS.
+      AllowPlaintextCredentials: bool
+      /// Quirks tolerated; any quirk not listed is a ProtocolError when met.
+      Quirks: Set<Quirk>
+      Limits: Limits
+      /// Pipelines commands when the server advertises PIPELINING (RFC 2449 §6.6).
+      UsePipelining: bool }
+
+    /// Implicit TLS, every quirk but LongUids tolerated, DESIGN §5 limits, pipelining when offered.
+    static member Default =
+        { Tls = TlsMode.Implicit
+          AllowPlaintextCredentials = false
+          Quirks = Set.ofList Quirk.All |> Set.remove Quirk.LongUids
+          Limits = Limits.Default
+          UsePipelining = true }
+
+    /// RFC behaviour only: 512-octet lines and no deviation tolerated. It keeps the three
+    /// "quirks" that RFC 1939 itself allows (empty status text, 64-bit numbers, no CAPA).
+    static member Strict =
+        { Options.Default with
+            Quirks = Set.ofList [ Quirk.EmptyStatusText; Quirk.NumbersAbove2Pow31; Quirk.MissingCapa ]
+            Limits = Limits.Strict }
