@@ -958,6 +958,11 @@ module Session =
                 | Reading.Listing acc -> onListingLine c p acc line
                 | _ -> onStatus c p line moreBytes
 
+                // A reply may have completed: the window has room again.
+                match c.S.Phase with
+                | Phase.Failed _ -> ()
+                | _ -> pump c
+
     let private bodyStep (c: Ctx) (chunk: ReadOnlyMemory<byte>) (pos: int) (cursor: BodyCursor) (octets: uint64) =
         match c.S.InFlight with
         | [] -> chunk.Length

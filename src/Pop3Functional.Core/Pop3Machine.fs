@@ -1,0 +1,344 @@
+namespace Pop3Functional.Core
+
+open System
+open System.Collections.Generic
+
+/// What a Pop3Output asks of the shell.
+type Pop3OutputKind =
+    /// Write Bytes to the connection.
+    | Send = 0
+    /// Handshake TLS now, then call TlsEstablished; feed nothing before.
+    | StartTls = 1
+    /// Something happened; see EventKind.
+    | Event = 2
+    /// Close the connection.
+    | Close = 3
+
+/// The kind of an event output.
+type Pop3EventKind =
+    | None = 0
+    | Greeting = 1
+    | CapabilitiesReceived = 2
+    | AuthorizationReady = 3
+    | Answered = 4
+    | BodyData = 5
+    | BodyEnded = 6
+    | SaslChallenge = 7
+    | Rejected = 8
+    | Refused = 9
+    | Aborted = 10
+    | QuirkTolerated = 11
+    | Failed = 12
+
+/// The four error kinds of DESIGN §4.
+type Pop3ErrorKind =
+    | Usage = 0
+    | Server = 1
+    | Protocol = 2
+    | Transport = 3
+
+/// An error as C# sees it: a kind, a stable code, a message, and the details of each kind.
+[<Sealed>]
+type Pop3Failure internal (error: Pop3Error) =
+    /// The F# error value, for F# callers.
+    member _.Error = error
+
+    member _.Kind =
+        match error with
+        | Pop3Error.Usage _ -> Pop3ErrorKind.Usage
+        | Pop3Error.Server _ -> Pop3ErrorKind.Server
+        | Pop3Error.Protocol _ -> Pop3ErrorKind.Protocol
+        | Pop3Error.Transport _ -> Pop3ErrorKind.Transport
+
+    /// A stable code: the usage or protocol error kind ("WrongState", "LineTooLong"), the response
+    /// code for server errors ("IN-USE", or "ERR" when none), "Transport" for transport errors.
+    member _.Code =
+        match error with
+        | Pop3Error.Usage e -> string e.Kind
+        | Pop3Error.Protocol e -> string e.Kind
+        | Pop3Error.Server e ->
+            match e.Code with
+            | Some c -> c.Text
+            | None -> "ERR"
+        | Pop3Error.Transport _ -> "Transport"
+
+    /// The command the error belongs to, or "" when none.
+    member _.Command =
+        match error with
+        | Pop3Error.Usage e -> e.Command
+        | Pop3Error.Protocol e -> e.Command
+        | Pop3Error.Server e -> e.Command
+        | Pop3Error.Transport e -> e.Operation
+
+    /// The server's text, for server errors; null otherwise.
+    member _.ServerText =
+        match error with
+        | Pop3Error.Server e -> e.Text
+        | _ -> null
+
+    member _.Message = error.Message
+    override _.ToString() = error.Message
+
+/// A request for Pop3Machine.Submit. Build one with the static methods; arguments are checked at Submit.
+[<Sealed>]
+type Pop3Request internal (request: Request) =
+    member internal _.Request = request
+    /// The command keyword ("RETR").
+    member _.Keyword = request.Keyword
+    static member User(name: string) = Pop3Request(Request.User name)
+    static member Pass(password: Secret) = Pop3Request(Request.Pass password)
+    static member Apop(name: string, secret: Secret) = Pop3Request(Request.Apop(name, secret))
+    static member Rpop(user: string) = Pop3Request(Request.Rpop user)
+    static member Stat() = Pop3Request Request.Stat
+    static member List() = Pop3Request(Request.List None)
+    static member List(message: uint64) = Pop3Request(Request.List(Some message))
+    static member Retr(message: uint64) = Pop3Request(Request.Retr message)
+    static member Dele(message: uint64) = Pop3Request(Request.Dele message)
+    static member Noop() = Pop3Request Request.Noop
+    static member Rset() = Pop3Request Request.Rset
+    static member Quit() = Pop3Request Request.Quit
+    static member Top(message: uint64, lines: uint64) = Pop3Request(Request.Top(message, lines))
+    static member Uidl() = Pop3Request(Request.Uidl None)
+    static member Uidl(message: uint64) = Pop3Request(Request.Uidl(Some message))
+    static member Capa() = Pop3Request Request.Capa
+    static member Stls() = Pop3Request Request.Stls
+    static member Utf8() = Pop3Request Request.Utf8
+    static member Lang() = Pop3Request(Request.Lang None)
+    static member Lang(tag: string) = Pop3Request(Request.Lang(Some tag))
+    static member Auth(mechanism: string) = Pop3Request(Request.Auth(mechanism, None))
+
+    static member Auth(mechanism: string, initialResponse: Secret) =
+        Pop3Request(Request.Auth(mechanism, Option.ofObj initialResponse))
+
+    override _.ToString() = request.Keyword
+
+/// Capabilities as C# sees them.
+[<Sealed>]
+type Pop3Capabilities internal (caps: Capabilities) =
+    member _.Top = caps.Top
+    member _.User = caps.User
+    member _.SaslMechanisms: IReadOnlyList<string> = caps.Sasl |> Array.ofList :> _
+    member _.RespCodes = caps.RespCodes
+    member _.AuthRespCode = caps.AuthRespCode
+    member _.Pipelining = caps.Pipelining
+    member _.Uidl = caps.Uidl
+    member _.Stls = caps.Stls
+    member _.Lang = caps.Lang
+    member _.Utf8 = caps.Utf8.IsSome
+    member _.Utf8User = (caps.Utf8 = Some true)
+    /// The IMPLEMENTATION text, or null.
+    member _.Implementation = Option.toObj caps.Implementation
+    /// LOGIN-DELAY seconds, or null.
+    member _.LoginDelaySeconds = caps.LoginDelay |> Option.map _.Seconds |> Option.toNullable
+    /// True when EXPIRE was sent as NEVER.
+    member _.ExpireNever = (caps.Expire |> Option.exists (fun e -> e.Days.IsNone))
+    /// EXPIRE days, or null (also null for NEVER).
+    member _.ExpireDays = caps.Expire |> Option.bind _.Days |> Option.toNullable
+    member _.Lines: IReadOnlyList<string> = caps.Lines |> Array.ofList :> _
+    /// The F# value, for F# callers.
+    member _.Value = caps
+
+/// One output of Pop3Machine. Which properties are set depends on Kind and EventKind.
+[<Sealed>]
+type Pop3Output internal (kind: Pop3OutputKind, eventKind: Pop3EventKind) =
+    member _.Kind = kind
+    member _.EventKind = eventKind
+    /// The request the event belongs to (0 when none).
+    member val RequestId = 0L with get, set
+    /// Send: the command bytes. BodyData: the body slice (valid until the next Feed).
+    member val Bytes = ReadOnlyMemory<byte>.Empty with get, set
+    /// Send: the command line with secrets redacted, safe to log.
+    member val LogText: string = null with get, set
+    /// Answered: the status text. Greeting: the greeting text.
+    member val Text: string = null with get, set
+    /// Answered, Greeting: the bracketed response code without brackets, or null.
+    member val ResponseCode: string = null with get, set
+    /// Rejected, Refused, Aborted, Failed.
+    member val Failure: Pop3Failure = Unchecked.defaultof<_> with get, set
+    /// QuirkTolerated: the quirk's name ("bare-lf").
+    member val Quirk: string = null with get, set
+    /// BodyEnded: octets delivered. Answered STAT or login: the maildrop octets.
+    member val Octets = 0UL with get, set
+    /// Answered STAT or login: the message count.
+    member val Count = 0UL with get, set
+    /// Answered LIST (one or all).
+    member val ListEntries: IReadOnlyList<ListEntry> = Unchecked.defaultof<_> with get, set
+    /// Answered UIDL (one or all).
+    member val UidEntries: IReadOnlyList<UidEntry> = Unchecked.defaultof<_> with get, set
+    /// Answered LANG listing.
+    member val Languages: IReadOnlyList<LanguageEntry> = Unchecked.defaultof<_> with get, set
+    /// CapabilitiesReceived, AuthorizationReady, Answered CAPA.
+    member val Capabilities: Pop3Capabilities = Unchecked.defaultof<_> with get, set
+    /// SaslChallenge: the decoded challenge.
+    member val Challenge: byte[] = null with get, set
+    /// AuthorizationReady: APOP can be used.
+    member val ApopAvailable = false with get, set
+    /// Answered QUIT: the server entered UPDATE; DeletionsCommitted lists what it removed.
+    member val UpdateCompleted = false with get, set
+    member val DeletionsCommitted: IReadOnlyList<uint64> = Unchecked.defaultof<_> with get, set
+    /// Answered to a login: true.
+    member val LoggedIn = false with get, set
+    /// The F# event, for F# callers and diagnostics.
+    member val internal Source: Output = Output.Close with get, set
+
+    override this.ToString() =
+        match kind with
+        | Pop3OutputKind.Send -> "Send " + this.LogText
+        | Pop3OutputKind.Event -> $"{eventKind} #{this.RequestId}"
+        | _ -> string kind
+
+/// The C#-friendly face of the pure core: feed bytes and requests, then drain outputs with
+/// TryDequeue until it returns false. Not thread-safe; one machine per connection. No I/O.
+[<Sealed>]
+type Pop3Machine(options: Options) =
+    let mutable state = Session.create options
+    let outputs = Queue<Pop3Output>()
+
+    let convert (o: Output) : Pop3Output =
+        let ev kind = Pop3Output(Pop3OutputKind.Event, kind, Source = o)
+
+        match o with
+        | Output.Send cmd -> Pop3Output(Pop3OutputKind.Send, Pop3EventKind.None, Bytes = cmd.Bytes, LogText = cmd.LogText, Source = o)
+        | Output.StartTls -> Pop3Output(Pop3OutputKind.StartTls, Pop3EventKind.None, Source = o)
+        | Output.Close -> Pop3Output(Pop3OutputKind.Close, Pop3EventKind.None, Source = o)
+        | Output.Emit e ->
+            match e with
+            | Event.GreetingReceived g ->
+                let r = ev Pop3EventKind.Greeting
+                r.Text <- g.Text
+                r.ResponseCode <- g.Code |> Option.map _.Text |> Option.toObj
+                r.ApopAvailable <- g.ApopTimestamp.IsSome
+                r
+            | Event.CapabilitiesReceived caps -> ev Pop3EventKind.CapabilitiesReceived |> fun r -> r.Capabilities <- Pop3Capabilities caps; r
+            | Event.AuthorizationReady info ->
+                let r = ev Pop3EventKind.AuthorizationReady
+                r.Capabilities <- Pop3Capabilities info.Capabilities
+                r.ApopAvailable <- info.ApopAvailable
+                r.Text <- info.Greeting.Text
+                r
+            | Event.Answered(id, reply) ->
+                let r = ev Pop3EventKind.Answered
+                r.RequestId <- id
+
+                let status (s: StatusLine) =
+                    r.Text <- s.Text
+                    r.ResponseCode <- s.Code |> Option.map _.Text |> Option.toObj
+
+                match reply with
+                | Reply.Ok s
+                | Reply.MessageFollows s
+                | Reply.Reset s -> status s
+                | Reply.LoggedIn(s, snap) ->
+                    status s
+                    r.LoggedIn <- true
+                    r.Count <- snap.Count
+                    r.Octets <- snap.Octets
+                | Reply.Stat st ->
+                    r.Count <- st.Count
+                    r.Octets <- st.Octets
+                | Reply.Listing entries -> r.ListEntries <- Array.ofList entries
+                | Reply.ListEntry entry -> r.ListEntries <- [| entry |]
+                | Reply.UidListing entries -> r.UidEntries <- Array.ofList entries
+                | Reply.UidEntry entry -> r.UidEntries <- [| entry |]
+                | Reply.Capabilities caps -> r.Capabilities <- Pop3Capabilities caps
+                | Reply.Languages langs -> r.Languages <- Array.ofList langs
+                | Reply.Quit q ->
+                    r.Text <- q.Text
+                    r.UpdateCompleted <- q.UpdateCompleted
+                    r.DeletionsCommitted <- Array.ofList q.DeletionsCommitted
+
+                r
+            | Event.BodyData(id, data) -> ev Pop3EventKind.BodyData |> fun r -> r.RequestId <- id; r.Bytes <- data; r
+            | Event.BodyEnded(id, octets) -> ev Pop3EventKind.BodyEnded |> fun r -> r.RequestId <- id; r.Octets <- octets; r
+            | Event.SaslChallenge(id, challenge) ->
+                ev Pop3EventKind.SaslChallenge |> fun r -> r.RequestId <- id; r.Challenge <- challenge; r
+            | Event.Rejected(id, err) ->
+                ev Pop3EventKind.Rejected |> fun r -> r.RequestId <- id; r.Failure <- Pop3Failure(Pop3Error.Server err); r
+            | Event.Refused(id, err) ->
+                ev Pop3EventKind.Refused |> fun r -> r.RequestId <- id; r.Failure <- Pop3Failure(Pop3Error.Usage err); r
+            | Event.Aborted(id, err) -> ev Pop3EventKind.Aborted |> fun r -> r.RequestId <- id; r.Failure <- Pop3Failure err; r
+            | Event.QuirkTolerated q -> ev Pop3EventKind.QuirkTolerated |> fun r -> r.Quirk <- q.Name; r
+            | Event.Failed err -> ev Pop3EventKind.Failed |> fun r -> r.Failure <- Pop3Failure err; r
+
+    let step input =
+        let struct (next, outs) = Session.step state input
+        state <- next
+
+        for o in outs do
+            outputs.Enqueue(convert o)
+
+    /// A machine with the default options (implicit TLS, DESIGN §5 limits, quirks tolerated).
+    new() = Pop3Machine(Options.Default)
+
+    /// A machine for a TLS mode with the default options otherwise.
+    static member Create(tls: TlsMode, allowPlaintextCredentials: bool) =
+        Pop3Machine(
+            { Options.Default with
+                Tls = tls
+                AllowPlaintextCredentials = allowPlaintextCredentials }
+        )
+
+    /// Feeds bytes from the server. BodyData outputs point into them until the next call.
+    member _.Feed(bytes: ReadOnlyMemory<byte>) = step (Input.Received bytes)
+
+    /// Feeds bytes from the server (copied, so the array may be reused).
+    member _.Feed(bytes: byte[], offset: int, count: int) =
+        step (Input.Received(ReadOnlyMemory(bytes, offset, count)))
+
+    /// Reports that the server closed the connection.
+    member _.FeedEndOfStream() = step Input.EndOfStream
+
+    /// Submits a request under the caller's id (1 or above); refusals arrive as Refused outputs.
+    member _.Submit(requestId: int64, request: Pop3Request) =
+        if isNull (box request) then
+            nullArg (nameof request)
+
+        step (Input.Submit(requestId, request.Request))
+
+    /// Answers the latest SASL challenge.
+    member _.RespondSasl(response: Secret) = step (Input.SaslRespond response)
+
+    /// Cancels the SASL exchange ("*", RFC 5034 §4).
+    member _.CancelSasl() = step Input.SaslCancel
+
+    /// Reports the TLS handshake complete (channelBinding may be null).
+    member _.TlsEstablished(channelBinding: byte[]) =
+        step (Input.TlsEstablished(Option.ofObj channelBinding))
+
+    /// Reports a failed write.
+    member _.WriteFailed(operation: string, endpoint: string, message: string, exn: exn) =
+        step (
+            Input.WriteFailed
+                { Operation = operation
+                  Endpoint = endpoint
+                  Message = message
+                  Exception = Option.ofObj exn }
+        )
+
+    /// Takes the next output, if any.
+    member _.TryDequeue(output: byref<Pop3Output>) =
+        if outputs.Count > 0 then
+            output <- outputs.Dequeue()
+            true
+        else
+            output <- Unchecked.defaultof<_>
+            false
+
+    /// Outputs waiting to be taken.
+    member _.PendingOutputs = outputs.Count
+
+    /// The current state's name ("Transaction").
+    member _.State = string state.Phase.Kind
+
+    member _.IsTlsActive = state.TlsActive
+    member _.IsFailed = (state.Phase.Kind = PhaseKind.Failed)
+    member _.IsClosed = (state.Phase.Kind = PhaseKind.Closed)
+    member _.Capabilities = Pop3Capabilities state.Capabilities
+    /// Messages in the snapshot fixed at login, or null before login.
+    member _.MessageCount =
+        match state.Phase with
+        | Phase.Transaction snap -> Nullable snap.Count
+        | _ -> Nullable()
+
+    /// The immutable F# session behind the machine.
+    member _.Session = state

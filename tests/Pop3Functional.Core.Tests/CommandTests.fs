@@ -1,0 +1,7 @@
+module Pop3Functional.Core.Tests.CommandTests
+
+open Expecto
+
+// Placeholder registered in the project; replaced by the real tests.
+[<Tests>]
+let tests = testList "CommandTests" []

@@ -1,2 +1,0 @@
-﻿// For more information see https://aka.ms/fsharp-console-apps
-printfn "Hello from F#"

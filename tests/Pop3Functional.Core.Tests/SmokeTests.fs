@@ -1,0 +1,51 @@
+module Pop3Functional.Core.Tests.SmokeTests
+
+open Expecto
+open Pop3Functional.Core
+open Pop3Functional.Core.Tests.Harness
+
+[<Tests>]
+let tests =
+    testList
+        "Smoke"
+        [ testCase "a whole plaintext session: login, STAT, LIST, RETR, DELE, QUIT"
+          <| fun () ->
+              let s0 = Session.create plain
+
+              let s, outs =
+                  runAll
+                      s0
+                      [ received "+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>\r\n"
+                        received "+OK Capability list follows\r\nUSER\r\nTOP\r\nUIDL\r\n.\r\n"
+                        Input.Submit(1L, Request.User "mrose")
+                        received "+OK mrose is a real hoopy frood\r\n"
+                        Input.Submit(2L, Request.Pass(Secret.FromString "secret"))
+                        received "+OK mrose's maildrop has 2 messages (320 octets)\r\n"
+                        received "+OK\r\nUSER\r\nTOP\r\nUIDL\r\n.\r\n"
+                        received "+OK 2 320\r\n"
+                        Input.Submit(3L, Request.List None)
+                        received "+OK 2 messages (320 octets)\r\n1 120\r\n2 200\r\n.\r\n"
+                        Input.Submit(4L, Request.Retr 1UL)
+                        received "+OK 120 octets\r\nSubject: hi\r\n\r\n..dot line\r\nend\r\n.\r\n"
+                        Input.Submit(5L, Request.Dele 1UL)
+                        received "+OK message 1 deleted\r\n"
+                        Input.Submit(6L, Request.Quit)
+                        received "+OK dewey POP3 server signing off (maildrop empty)\r\n" ]
+
+              Expect.equal s.Phase.Kind PhaseKind.Closed (sprintf "closed after QUIT: %A" (render outs))
+
+              Expect.equal
+                  (sent outs)
+                  [ "CAPA"; "USER mrose"; "PASS secret"; "CAPA"; "STAT"; "LIST"; "RETR 1"; "DELE 1"; "QUIT" ]
+                  "commands"
+
+              let body =
+                  outs |> List.pick (function NBody(4L, t) -> Some t | _ -> None)
+
+              Expect.equal body "Subject: hi\r\n\r\n.dot line\r\nend\r\n" "body unstuffed"
+
+              let quit =
+                  events outs
+                  |> List.pick (function Event.Answered(6L, Reply.Quit q) -> Some q | _ -> None)
+
+              Expect.equal quit.DeletionsCommitted [ 1UL ] "deletion committed" ]
