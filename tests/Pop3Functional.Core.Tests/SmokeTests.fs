@@ -49,3 +49,22 @@ let tests =
                   |> List.pick (function Event.Answered(6L, Reply.Quit q) -> Some q | _ -> None)
 
               Expect.equal quit.DeletionsCommitted [ 1UL ] "deletion committed" ]
+
+/// The repository root, found from the test binary's folder.
+let private repoRoot () =
+    let rec up (dir: System.IO.DirectoryInfo) =
+        if isNull dir then failwith "Pop3Functional.sln not found above the test binary"
+        elif System.IO.File.Exists(System.IO.Path.Combine(dir.FullName, "Pop3Functional.sln")) then dir.FullName
+        else up dir.Parent
+
+    up (System.IO.DirectoryInfo System.AppContext.BaseDirectory)
+
+[<Tests>]
+let docs =
+    testList
+        "Docs"
+        [ testCase "docs/state-machine.md holds the diagram generated from the transition table"
+          <| fun () ->
+              let page = System.IO.File.ReadAllText(System.IO.Path.Combine(repoRoot (), "docs", "state-machine.md"))
+              let diagram = Transitions.toMermaid ()
+              Expect.stringContains page (diagram.TrimEnd()) "regenerate with: dotnet run --project src/Pop3Functional.CoreDemo -- --state-diagram" ]
