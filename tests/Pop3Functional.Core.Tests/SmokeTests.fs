@@ -68,3 +68,44 @@ let docs =
               let page = System.IO.File.ReadAllText(System.IO.Path.Combine(repoRoot (), "docs", "state-machine.md"))
               let diagram = Transitions.toMermaid ()
               Expect.stringContains page (diagram.TrimEnd()) "regenerate with: dotnet run --project src/Pop3Functional.CoreDemo -- --state-diagram" ]
+
+[<Tests>]
+let purity =
+    testList
+        "Purity"
+        [ testCase "the core's sources name no socket, task, clock, randomness, thread, file or console API"
+          <| fun () ->
+              let forbidden =
+                  [ "System.Net"; "Socket"; "Task"; "Async"; "DateTime"; "Stopwatch"; "TimeProvider"; "Random"
+                    "Thread"; "Console"; "System.IO.File"; "File."; "Environment."; "printf" ]
+
+              let dir = System.IO.Path.Combine(repoRoot (), "src", "Pop3Functional.Core")
+
+              let hits =
+                  [ for file in System.IO.Directory.GetFiles(dir, "*.fs") do
+                        let lines = System.IO.File.ReadAllLines file
+
+                        for i in 0 .. lines.Length - 1 do
+                            let code = lines[i].Split("//")[0]
+
+                            for word in forbidden do
+                                if code.Contains(word: string) then
+                                    yield $"{System.IO.Path.GetFileName file}:{i + 1}: {word}" ]
+
+              Expect.isEmpty hits "the core must stay pure (DESIGN §3)"
+
+          testCase "the core assembly references only the base library and FSharp.Core"
+          <| fun () ->
+              let references =
+                  typeof<Pop3Machine>.Assembly.GetReferencedAssemblies()
+                  |> Array.map _.Name
+                  |> Array.filter (fun n -> not (n.StartsWith "System.") && n <> "netstandard" && n <> "mscorlib")
+
+              Expect.equal (Array.sort references) [| "FSharp.Core" |] "no package but FSharp.Core"
+
+          testCase "the core assembly references no networking, threading or file-system assembly"
+          <| fun () ->
+              let references = typeof<Pop3Machine>.Assembly.GetReferencedAssemblies() |> Array.map _.Name
+
+              for bad in [ "System.Net.Sockets"; "System.Net.Primitives"; "System.Net.Security"; "System.Threading.Thread"; "System.Console"; "System.IO.FileSystem" ] do
+                  Expect.isFalse (Array.contains bad references) $"{bad} is referenced" ]
