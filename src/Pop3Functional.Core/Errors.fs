@@ -43,23 +43,41 @@ type UsageError =
 /// What kind of protocol violation a ProtocolError reports.
 [<RequireQualifiedAccess>]
 type ProtocolErrorKind =
+    /// The greeting was neither +OK nor -ERR (RFC 1939 §4).
     | BadGreeting
+    /// A reply did not start with +OK or -ERR (or needed a quirk that is not enabled).
     | BadStatusLine
+    /// A line exceeded Limits.MaxLineOctets (CVE-2013-1752).
     | LineTooLong
+    /// A status or listing line held a NUL byte.
     | NulInLine
+    /// A number was not 1*DIGIT, or did not fit in 64 bits.
     | BadNumber
+    /// A LIST/UIDL/LANG line or listing was malformed.
     | BadListing
+    /// A listing exceeded its entry or line limit.
     | ListingTooLong
+    /// A message number was 0, above the STAT count, or not the one asked for.
     | WrongMessageNumber
+    /// A listing named the same message twice.
     | DuplicateMessageNumber
+    /// A UID broke RFC 1939 §7, or UIDs were duplicated without the quirk enabled.
     | BadUid
+    /// The server sent bytes while no command was outstanding.
     | UnsolicitedData
+    /// Bytes arrived after +OK to STLS and before the handshake (CVE-2021-22947).
     | ResponseInjection
+    /// The server closed the connection while a reply was awaited.
     | ConnectionClosed
+    /// A SASL challenge was not base64 (RFC 5034 §4).
     | BadSaslChallenge
+    /// A SASL challenge or the number of rounds exceeded its limit.
     | SaslLimitExceeded
+    /// A body exceeded Limits.MaxMessageOctets.
     | MessageTooLarge
+    /// TLS is required and the server did not offer or accept STLS.
     | TlsUnavailable
+    /// STAT after login failed, so no mailbox snapshot exists.
     | SnapshotUnavailable
 
 /// The server broke the protocol. The session moves to a sticky Failed state.
@@ -108,11 +126,16 @@ type TransportError =
 /// Every error a Pop3Functional user can meet: four kinds, never conflated (DESIGN §4).
 [<RequireQualifiedAccess>]
 type Pop3Error =
+    /// The caller asked for something illegal; nothing was sent.
     | Usage of UsageError
+    /// The server answered -ERR.
     | Server of ServerError
+    /// The server broke the protocol; the session failed.
     | Protocol of ProtocolError
+    /// The connection failed (reported by the shell).
     | Transport of TransportError
 
+    /// A sentence a person can act on; never contains a secret.
     member this.Message =
         match this with
         | Usage e -> e.Message
