@@ -109,7 +109,7 @@ internal static class Program
             if (code != 0)
             {
                 Console.WriteLine(code == 99
-                    ? "F# sources need formatting: run `dotnet fantomas <file>` on the files listed above."
+                    ? "F# sources need formatting (the files marked ! above)."
                     : $"Fantomas failed (exit code {code}).");
                 failed = true;
             }
@@ -117,11 +117,11 @@ internal static class Program
 
         foreach (var project in Projects(root, ["src", "tests", "build"], ".csproj"))
         {
-            Shell.Step($"dotnet format {Path.GetRelativePath(root, project)}");
+            Shell.Step($"dotnet format {project}");
             var code = Shell.Run(root, "dotnet", ["format", project, "--verify-no-changes", "--no-restore"]);
             if (code != 0)
             {
-                Console.WriteLine($"{Path.GetFileNameWithoutExtension(project)} needs formatting: run `dotnet format {Path.GetRelativePath(root, project)}`.");
+                Console.WriteLine($"{project} needs formatting: run `dotnet format {project}`.");
                 failed = true;
             }
         }
@@ -149,14 +149,15 @@ internal static class Program
     private static IEnumerable<string> Projects(string root, string[] folders, string extension) =>
         SourceFiles(root, folders, [extension]);
 
-    /// <summary>Files with the given extensions below the folders, skipping build output.</summary>
+    /// <summary>Files with the given extensions below the folders, relative to the root, skipping build output.</summary>
     private static List<string> SourceFiles(string root, string[] folders, string[] extensions) =>
         folders
             .Select(folder => Path.Combine(root, folder))
             .Where(Directory.Exists)
             .SelectMany(folder => Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories))
             .Where(file => extensions.Contains(Path.GetExtension(file)))
-            .Where(file => !IsBuildOutput(Path.GetRelativePath(root, file)))
+            .Select(file => Path.GetRelativePath(root, file))
+            .Where(file => !IsBuildOutput(file))
             .Order(StringComparer.Ordinal)
             .ToList();
 
