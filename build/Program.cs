@@ -1,1 +1,369 @@
-﻿Console.WriteLine("Hello, World!");
+// The build script: `dotnet run --project build -- <target>`. A plain console program rather than
+// FAKE, because FAKE does not restore here (DESIGN §11). Every step shells out to the dotnet CLI
+// with the repository root as working directory, so the targets behave the same wherever they are
+// started from.
+
+using System.Diagnostics;
+using System.Xml.Linq;
+
+namespace Pop3Functional.Build;
+
+internal static class Program
+{
+    internal const string SolutionFile = "Pop3Functional.sln";
+
+    // Test projects that are not test suites (they run for minutes and report no pass/fail).
+    private static readonly string[] NotTestProjects = ["Pop3Functional.Benchmarks"];
+
+    private static readonly (string Name, string Description)[] Targets =
+    [
+        ("test", "restore, build the solution once (Release), run every test project, print a summary"),
+        ("format", "check formatting: Fantomas for F#, dotnet format for C#; writes nothing"),
+        ("bench", "run the benchmarks; arguments after the target go to BenchmarkDotNet"),
+        ("demo", "run the core demo (src/Pop3Functional.CoreDemo)"),
+        ("help", "show this list"),
+    ];
+
+    private static int Main(string[] args)
+    {
+        var target = args.Length > 0 ? args[0] : "help";
+        var rest = args.Skip(1).ToArray();
+
+        if (target is "help" or "-h" or "--help")
+        {
+            PrintUsage(Console.Out);
+            return 0;
+        }
+
+        if (Targets.All(t => t.Name != target))
+        {
+            Console.Error.WriteLine($"Unknown target '{target}'.");
+            PrintUsage(Console.Error);
+            return 2;
+        }
+
+        var root = FindRepositoryRoot();
+        return target switch
+        {
+            "test" => TestTarget.Run(root),
+            "format" => Format(root),
+            "bench" => Bench(root, rest),
+            "demo" => Demo(root, rest),
+            _ => throw new InvalidOperationException($"Target '{target}' has no implementation."),
+        };
+    }
+
+    private static void PrintUsage(TextWriter writer)
+    {
+        writer.WriteLine("Usage: dotnet run --project build -- <target> [arguments]");
+        writer.WriteLine();
+        writer.WriteLine("Targets:");
+        foreach (var (name, description) in Targets)
+        {
+            writer.WriteLine($"  {name,-8} {description}");
+        }
+    }
+
+    /// <summary>
+    /// The directory holding the solution file. Looks upwards from the current directory first (the
+    /// usual case), then from the build program's own location, so `dotnet run --project` works
+    /// from any directory of the clone.
+    /// </summary>
+    private static string FindRepositoryRoot()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, SolutionFile)))
+                {
+                    return dir.FullName;
+                }
+            }
+        }
+
+        throw new InvalidOperationException($"No {SolutionFile} found above {Directory.GetCurrentDirectory()}.");
+    }
+
+    /// <summary>
+    /// Checks formatting without changing anything, so it is safe while others edit the sources.
+    /// Runs both checkers even when the first complains, so one run reports everything.
+    /// </summary>
+    private static int Format(string root)
+    {
+        var restored = Shell.Restore(root);
+        if (restored != 0)
+        {
+            return restored;
+        }
+
+        var failed = false;
+
+        // The files are listed rather than the folders, so generated sources under bin/ and obj/
+        // stay out of the check whatever Fantomas's own folder rules become.
+        var fsharpFiles = SourceFiles(root, ["src", "tests", "build"], [".fs", ".fsi", ".fsx"]);
+        if (fsharpFiles.Count > 0)
+        {
+            Shell.Step("Fantomas check");
+            // Exit codes: 0 all formatted, 99 some file needs formatting, 1 an error.
+            var code = Shell.Run(root, "dotnet", ["fantomas", "check", .. fsharpFiles]);
+            if (code != 0)
+            {
+                Console.WriteLine(code == 99
+                    ? "F# sources need formatting (the files marked ! above)."
+                    : $"Fantomas failed (exit code {code}).");
+                failed = true;
+            }
+        }
+
+        foreach (var project in Projects(root, ["src", "tests", "build"], ".csproj"))
+        {
+            Shell.Step($"dotnet format {project}");
+            var code = Shell.Run(root, "dotnet", ["format", project, "--verify-no-changes"]);
+            if (code != 0)
+            {
+                Console.WriteLine($"{project} needs formatting: run `dotnet format {project}`.");
+                failed = true;
+            }
+        }
+
+        Console.WriteLine(failed ? "Formatting check failed." : "Formatting check passed.");
+        return failed ? 1 : 0;
+    }
+
+    private static int Bench(string root, string[] args) =>
+        Shell.Run(root, "dotnet", ["run", "-c", "Release", "--project", "tests/Pop3Functional.Benchmarks", "--", .. args]);
+
+    private static int Demo(string root, string[] args) =>
+        Shell.Run(root, "dotnet", ["run", "--project", "src/Pop3Functional.CoreDemo", "--", .. args]);
+
+    /// <summary>Test projects: directories under tests/ named *.Tests that hold a project file.</summary>
+    internal static IReadOnlyList<string> TestProjects(string root) =>
+        Directory.EnumerateDirectories(Path.Combine(root, "tests"))
+            .Where(dir => Path.GetFileName(dir).EndsWith(".Tests", StringComparison.Ordinal))
+            .Where(dir => !NotTestProjects.Contains(Path.GetFileName(dir)))
+            .Select(dir => Directory.EnumerateFiles(dir, "*.??proj").FirstOrDefault())
+            .OfType<string>()
+            .Order(StringComparer.Ordinal)
+            .ToList();
+
+    private static IEnumerable<string> Projects(string root, string[] folders, string extension) =>
+        SourceFiles(root, folders, [extension]);
+
+    /// <summary>Files with the given extensions below the folders, relative to the root, skipping build output.</summary>
+    private static List<string> SourceFiles(string root, string[] folders, string[] extensions) =>
+        folders
+            .Select(folder => Path.Combine(root, folder))
+            .Where(Directory.Exists)
+            .SelectMany(folder => Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories))
+            .Where(file => extensions.Contains(Path.GetExtension(file)))
+            .Select(file => Path.GetRelativePath(root, file))
+            .Where(file => !IsBuildOutput(file))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+
+    private static bool IsBuildOutput(string relativePath) =>
+        relativePath.Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj");
+}
+
+/// <summary>The `test` target: restore, build once, run each test project, summarise.</summary>
+internal static class TestTarget
+{
+    /// <summary>The counts of one test project, read from its JUnit result file.</summary>
+    private sealed record ProjectResult(string Name, int Passed, int Failed, int Skipped, IReadOnlyList<string> SkipReasons);
+
+    public static int Run(string root)
+    {
+        var restored = Shell.Restore(root);
+        if (restored != 0)
+        {
+            return restored;
+        }
+
+        Shell.Step($"dotnet build {Program.SolutionFile} -c Release");
+        var built = Shell.Run(root, "dotnet", ["build", Program.SolutionFile, "-c", "Release"]);
+        if (built != 0)
+        {
+            Console.WriteLine($"Build failed (exit code {built}); no tests run.");
+            return built;
+        }
+
+        var resultsDir = Path.Combine(root, "artifacts", "test-results");
+        Directory.CreateDirectory(resultsDir);
+
+        var results = new List<ProjectResult>();
+        var problems = new List<string>();
+        foreach (var project in Program.TestProjects(root))
+        {
+            var (result, problem) = RunProject(root, project, resultsDir);
+            results.Add(result);
+            if (problem is not null)
+            {
+                problems.Add(problem);
+            }
+        }
+
+        if (results.Count == 0)
+        {
+            problems.Add("No test projects found under tests/.");
+        }
+
+        return Summarise(results, problems);
+    }
+
+    /// <summary>
+    /// Runs one test project and reads its result file. The console output streams straight
+    /// through (CI logs show the failures); the counts come from the result file, because
+    /// Expecto's console summary keeps ANSI colours even with --colours 0.
+    /// </summary>
+    private static (ProjectResult Result, string? Problem) RunProject(string root, string project, string resultsDir)
+    {
+        var name = Path.GetFileNameWithoutExtension(project);
+        var resultFile = Path.Combine(resultsDir, name + ".xml");
+        // A stale file from an earlier run must not pass for this run's results.
+        File.Delete(resultFile);
+
+        Shell.Step($"Running {name}");
+        var stopwatch = Stopwatch.StartNew();
+        var exitCode = Shell.Run(root, "dotnet",
+            ["run", "--project", project, "-c", "Release", "--no-build", "--", .. RunnerArguments(project, resultFile)]);
+        Console.WriteLine($"{name} finished in {stopwatch.Elapsed.TotalSeconds:0.0} s (exit code {exitCode}).");
+
+        if (!File.Exists(resultFile))
+        {
+            return (new ProjectResult(name, 0, 0, 0, []), $"{name} wrote no result file (exit code {exitCode}).");
+        }
+
+        var result = ReadJUnit(name, resultFile);
+        var problem = exitCode != 0 ? $"{name} exited with code {exitCode}." : null;
+        return (result, problem);
+    }
+
+    /// <summary>
+    /// The runner's own options for a colourless run that writes a JUnit file: Expecto for F#
+    /// projects, the xUnit v3 in-process runner (the test executable itself) for C# projects.
+    /// </summary>
+    private static string[] RunnerArguments(string project, string resultFile) =>
+        Path.GetExtension(project) switch
+        {
+            ".fsproj" => ["--colours", "0", "--no-spinner", "--junit-summary", resultFile],
+            ".csproj" => ["-noColor", "-result-junit", resultFile],
+            var other => throw new InvalidOperationException($"No test runner known for {other} projects ({project})."),
+        };
+
+    /// <summary>
+    /// Counts the test cases of a JUnit file. Expecto and xUnit v3 both write one testcase per
+    /// test, with a failure, error or skipped child when it did not pass.
+    /// </summary>
+    private static ProjectResult ReadJUnit(string name, string resultFile)
+    {
+        var testCases = XDocument.Load(resultFile).Descendants("testcase").ToList();
+        var failed = testCases.Count(t => t.Element("failure") is not null || t.Element("error") is not null);
+        var skipped = testCases.Where(t => t.Element("skipped") is not null).ToList();
+        var passed = testCases.Count - failed - skipped.Count;
+        var reasons = skipped
+            .Select(t => $"{(string?)t.Attribute("name")}: {SkipMessage(t.Element("skipped")!)}")
+            .ToList();
+        return new ProjectResult(name, passed, failed, skipped.Count, reasons);
+    }
+
+    private static string SkipMessage(XElement skipped) =>
+        (string?)skipped.Attribute("message") is { Length: > 0 } message ? message
+        : skipped.Value is { Length: > 0 } text ? text.Trim()
+        : "no reason given";
+
+    /// <summary>
+    /// Prints skips and problems first and the counts last, so the final line is always the
+    /// totals; returns the exit code.
+    /// </summary>
+    private static int Summarise(List<ProjectResult> results, List<string> problems)
+    {
+        var skipReasons = results.SelectMany(r => r.SkipReasons.Select(reason => $"{r.Name}: {reason}")).ToList();
+        if (skipReasons.Count > 0)
+        {
+            Console.WriteLine();
+            Console.WriteLine("Skipped tests:");
+            skipReasons.ForEach(reason => Console.WriteLine($"  {reason}"));
+            // CI must not pass with tests that silently did not run (DESIGN §12).
+            if (Environment.GetEnvironmentVariable("CI") == "true")
+            {
+                problems.Add($"CI=true and {skipReasons.Count} test(s) were skipped; every test must run in CI.");
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            Console.WriteLine();
+            problems.ForEach(problem => Console.WriteLine($"Problem: {problem}"));
+        }
+
+        Console.WriteLine();
+        foreach (var r in results)
+        {
+            Console.WriteLine($"{r.Name}: {Counts(r.Passed, r.Failed, r.Skipped)}");
+        }
+
+        var failed = results.Sum(r => r.Failed);
+        Console.WriteLine(Counts(results.Sum(r => r.Passed), failed, results.Sum(r => r.Skipped)));
+        Console.Out.Flush();
+        return failed > 0 || problems.Count > 0 ? 1 : 0;
+    }
+
+    private static string Counts(int passed, int failed, int skipped) =>
+        skipped > 0 ? $"{passed} passed, {failed} failed, {skipped} skipped" : $"{passed} passed, {failed} failed";
+}
+
+/// <summary>Running dotnet commands with the console passed straight through.</summary>
+internal static class Shell
+{
+    /// <summary>
+    /// Local tools first: on a fresh clone Paket itself is a local tool, and restoring packages
+    /// before it is installed fails.
+    /// </summary>
+    public static int Restore(string root)
+    {
+        Step("dotnet tool restore");
+        var code = Run(root, "dotnet", ["tool", "restore"]);
+        if (code != 0)
+        {
+            Console.WriteLine($"dotnet tool restore failed (exit code {code}).");
+            return code;
+        }
+
+        Step("dotnet paket restore");
+        code = Run(root, "dotnet", ["paket", "restore"]);
+        if (code != 0)
+        {
+            Console.WriteLine($"dotnet paket restore failed (exit code {code}).");
+        }
+
+        return code;
+    }
+
+    /// <summary>A header line, so a CI log shows where each step starts.</summary>
+    public static void Step(string title)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"==> {title}");
+        Console.Out.Flush();
+    }
+
+    /// <summary>
+    /// Runs a program and waits for it. Its output is not redirected, so it reaches the console
+    /// (or the CI log) as it happens and in order with ours.
+    /// </summary>
+    public static int Run(string workingDirectory, string fileName, IEnumerable<string> arguments)
+    {
+        Console.Out.Flush();
+        var startInfo = new ProcessStartInfo(fileName) { WorkingDirectory = workingDirectory, UseShellExecute = false };
+        foreach (var argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(startInfo)
+            ?? throw new InvalidOperationException($"Could not start {fileName}.");
+        process.WaitForExit();
+        return process.ExitCode;
+    }
+}
