@@ -199,7 +199,9 @@ module ReplyParser =
             if close < 0 then
                 from <- text.Length
             else
-                let openAt = text.LastIndexOf('<', close)
+                // Search back only to `from`: a '<' before it was already paired with an earlier '>',
+                // and rescanning it for every '>' would make the search quadratic.
+                let openAt = text.LastIndexOf('<', close, close - from + 1)
 
                 if openAt >= from then
                     let candidate = text.Substring(openAt, close - openAt + 1)
