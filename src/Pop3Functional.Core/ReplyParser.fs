@@ -24,7 +24,7 @@ module ReplyParser =
 
     /// Parses 1*DIGIT as an unsigned 64-bit number; anything else (sign, hex, overflow) is None.
     let tryParseNumber (s: ReadOnlySpan<byte>) : uint64 voption =
-        if s.Length = 0 || s.Length > 20 then
+        if s.Length = 0 then
             ValueNone
         else
             let mutable acc = 0UL
