@@ -327,7 +327,12 @@ module ReplyParser =
                 match num n with
                 | ValueSome s -> { caps with LoginDelay = Some { Seconds = s; PerUser = true } }
                 | ValueNone -> other ()
-            | "EXPIRE", (v :: rest) when rest.IsEmpty || (rest = [ "USER" ] || rest = [ "user" ]) ->
+            | "EXPIRE", (v :: rest) when
+                (match rest with
+                 | [] -> true
+                 | [ u ] -> u.Equals("USER", StringComparison.OrdinalIgnoreCase)
+                 | _ -> false)
+                ->
                 let perUser = not rest.IsEmpty
 
                 if v.Equals("NEVER", StringComparison.OrdinalIgnoreCase) then
