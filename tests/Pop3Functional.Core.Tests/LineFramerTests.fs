@@ -74,7 +74,12 @@ let private genLine =
     gen {
         let! n = Gen.choose (0, 80)
         // Any byte but LF; CR may appear inside a line (only CR before LF ends it).
-        let! bs = Gen.arrayOfLength n (Gen.frequency [ 8, Gen.choose (0x20, 0x7E); 1, Gen.constant 13; 1, Gen.choose (0, 255) ] |> Gen.filter (fun b -> b <> 10) |> Gen.map byte)
+        let byteGen =
+            Gen.frequency [ 8, Gen.choose (0x20, 0x7E); 1, Gen.constant 13; 1, Gen.choose (0, 255) ]
+            |> Gen.filter (fun b -> b <> 10)
+            |> Gen.map byte
+
+        let! bs = Gen.arrayOfLength n byteGen
         return bs
     }
 

@@ -496,15 +496,18 @@ let tests =
                 check "UTF8" [ "UTF8" ] (fun c -> Expect.equal c.Utf8 (Some false) "Utf8")
                 check "UTF8 USER" [ "UTF8 USER" ] (fun c -> Expect.equal c.Utf8 (Some true) "Utf8")
                 check "LANG" [ "LANG" ] (fun c -> Expect.isTrue c.Lang "Lang")
-                check "tags are case-insensitive" [ "top"; "User"; "sasl PLAIN"; "stls"; "utf8 user"; "login-delay 5 user"; "expire never" ] (fun c ->
-                    Expect.isTrue c.Top "Top"
-                    Expect.isTrue c.User "User"
-                    Expect.equal c.Sasl [ "PLAIN" ] "Sasl"
-                    Expect.isTrue c.Stls "Stls"
-                    Expect.equal c.Utf8 (Some true) "Utf8"
-                    Expect.equal c.LoginDelay (Some { Seconds = 5UL; PerUser = true }) "LoginDelay"
-                    Expect.equal c.Expire (Some { Days = None; PerUser = false }) "Expire"
-                    Expect.isEmpty c.Other "nothing unknown")
+                check
+                    "tags are case-insensitive"
+                    [ "top"; "User"; "sasl PLAIN"; "stls"; "utf8 user"; "login-delay 5 user"; "expire never" ]
+                    (fun c ->
+                        Expect.isTrue c.Top "Top"
+                        Expect.isTrue c.User "User"
+                        Expect.equal c.Sasl [ "PLAIN" ] "Sasl"
+                        Expect.isTrue c.Stls "Stls"
+                        Expect.equal c.Utf8 (Some true) "Utf8"
+                        Expect.equal c.LoginDelay (Some { Seconds = 5UL; PerUser = true }) "LoginDelay"
+                        Expect.equal c.Expire (Some { Days = None; PerUser = false }) "Expire"
+                        Expect.isEmpty c.Other "nothing unknown")
                 check "unknown tags are kept in Other" [ "X-GOOGLE-RICO"; "XOIP"; "RESP-CODE"; "X-FOO a b" ] (fun c ->
                     Expect.equal
                         c.Other
@@ -528,10 +531,13 @@ let tests =
                     Expect.equal c.Other [ "IMPLEMENTATION", [] ] "Other")
                 check "Lines keeps the raw lines in order" [ "USER"; "X-UNKNOWN  two  spaces"; ""; "top" ] (fun c ->
                     Expect.equal c.Lines [ "USER"; "X-UNKNOWN  two  spaces"; ""; "top" ] "Lines")
-                check "a typical server answer (Dovecot)" [ "CAPA"; "TOP"; "UIDL"; "RESP-CODES"; "PIPELINING"; "AUTH-RESP-CODE"; "STLS"; "USER"; "SASL PLAIN LOGIN" ] (fun c ->
-                    Expect.isTrue (c.Top && c.Uidl && c.RespCodes && c.Pipelining && c.AuthRespCode && c.Stls && c.User) "flags"
-                    Expect.equal c.Sasl [ "PLAIN"; "LOGIN" ] "Sasl"
-                    Expect.equal c.Other [ "CAPA", [] ] "CAPA itself is not a capability")
+                check
+                    "a typical server answer (Dovecot)"
+                    [ "CAPA"; "TOP"; "UIDL"; "RESP-CODES"; "PIPELINING"; "AUTH-RESP-CODE"; "STLS"; "USER"; "SASL PLAIN LOGIN" ]
+                    (fun c ->
+                        Expect.isTrue (c.Top && c.Uidl && c.RespCodes && c.Pipelining && c.AuthRespCode && c.Stls && c.User) "flags"
+                        Expect.equal c.Sasl [ "PLAIN"; "LOGIN" ] "Sasl"
+                        Expect.equal c.Other [ "CAPA", [] ] "CAPA itself is not a capability")
                 check "no line leaves everything empty" [] (fun c -> Expect.equal c Capabilities.Empty "Empty") ]
 
           testList
@@ -550,7 +556,7 @@ let tests =
                       "1 ", None
                       "0x10", None
                       "1e3", None ] do
-                    testCase $"{show s} -> {expected}"
+                    testCase (sprintf "%s -> %A" (show s) expected)
                     <| fun () -> Expect.equal (number s) expected "value"
 
                 testPropertyWithConfig (propConfig 1000) "agrees with UInt64.TryParse(NumberStyles.None) on digit strings"
