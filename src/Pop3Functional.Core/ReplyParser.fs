@@ -24,7 +24,7 @@ module ReplyParser =
 
     /// Parses 1*DIGIT as an unsigned 64-bit number; anything else (sign, hex, overflow) is None.
     let tryParseNumber (s: ReadOnlySpan<byte>) : uint64 voption =
-        if s.Length = 0 || s.Length > 20 then
+        if s.Length = 0 then
             ValueNone
         else
             let mutable acc = 0UL
@@ -199,7 +199,9 @@ module ReplyParser =
             if close < 0 then
                 from <- text.Length
             else
-                let openAt = text.LastIndexOf('<', close)
+                // Search back only to `from`: a '<' before it was already paired with an earlier '>',
+                // and rescanning it for every '>' would make the search quadratic.
+                let openAt = text.LastIndexOf('<', close, close - from + 1)
 
                 if openAt >= from then
                     let candidate = text.Substring(openAt, close - openAt + 1)
@@ -325,7 +327,12 @@ module ReplyParser =
                 match num n with
                 | ValueSome s -> { caps with LoginDelay = Some { Seconds = s; PerUser = true } }
                 | ValueNone -> other ()
-            | "EXPIRE", (v :: rest) when rest.IsEmpty || (rest = [ "USER" ] || rest = [ "user" ]) ->
+            | "EXPIRE", (v :: rest) when
+                (match rest with
+                 | [] -> true
+                 | [ u ] -> u.Equals("USER", StringComparison.OrdinalIgnoreCase)
+                 | _ -> false)
+                ->
                 let perUser = not rest.IsEmpty
 
                 if v.Equals("NEVER", StringComparison.OrdinalIgnoreCase) then
