@@ -1277,6 +1277,97 @@ let comcastMalformedStat =
                     | _ -> false
                 ) ] ] }
 
+// ----- broken servers from the issue trackers --------------------------------------------------
+
+/// hMailServer's "+ERR" (hmailserver#590) is never success, whatever prefix-"+" parsers think.
+let hmailPlusErr =
+    { Name = "hMailServer +ERR"
+      Options = plain
+      BareLf = false
+      Final = PhaseKind.Failed
+      Steps =
+        [ S "+OK Welcome to hMailServer POP3"
+          C "CAPA"
+          S "+OK CAPA list follows"
+          S "USER"
+          S "UIDL"
+          S "TOP"
+          S "."
+          Expect [ Is(greeting "Welcome to hMailServer POP3" None); capsWhere "USER" _.User; readyWhere "ready" (fun _ -> true) ]
+          Submit(1L, Request.User "someone")
+          C "USER someone"
+          S "+OK Send your password"
+          Submit(2L, Request.Pass(Secret.FromString "pw"))
+          C "PASS pw"
+          S "+ERR Invalid user name or password."
+          Expect
+              [ answeredOk 1L "Send your password"
+                Where(
+                    "Aborted PASS: BadStatusLine",
+                    function
+                    | Event.Aborted(2L, Pop3Error.Protocol e) -> e.Kind = ProtocolErrorKind.BadStatusLine && e.Command = "PASS"
+                    | _ -> false
+                )
+                Where(
+                    "Failed",
+                    function
+                    | Event.Failed(Pop3Error.Protocol e) -> e.Kind = ProtocolErrorKind.BadStatusLine
+                    | _ -> false
+                ) ] ] }
+
+/// "UIDL n" answered without the number (twisted#9104): a ProtocolError, and the UIDL request
+/// itself, already answered on the wire, gets its Aborted event.
+let uidlWithoutNumber =
+    { Name = "UIDL n without the number"
+      Options = plain
+      BareLf = false
+      Final = PhaseKind.Failed
+      Steps =
+        [ S "+OK Twisted POP3 server ready <31337.1700000000@twisted.example>"
+          C "CAPA"
+          S "+OK"
+          S "USER"
+          S "UIDL"
+          S "."
+          Expect
+              [ Where("greeting", (function Event.GreetingReceived _ -> true | _ -> false))
+                quirk Quirk.EmptyStatusText
+                capsWhere "UIDL" _.Uidl
+                readyWhere "ready" (fun _ -> true) ]
+          Submit(1L, Request.User "someone")
+          C "USER someone"
+          S "+OK USER accepted, send PASS"
+          Submit(2L, Request.Pass(Secret.FromString "pw"))
+          C "PASS pw"
+          S "+OK Authentication succeeded"
+          C "CAPA"
+          S "+OK"
+          S "USER"
+          S "UIDL"
+          S "."
+          C "STAT"
+          S "+OK 2 300"
+          Expect
+              [ answeredOk 1L "USER accepted, send PASS"
+                capsWhere "UIDL" _.Uidl
+                loggedIn 2L "Authentication succeeded" 2UL 300UL ]
+          Submit(3L, Request.Uidl(Some 2UL))
+          C "UIDL 2"
+          S "+OK 6cb3e6a8b2e3f4d5"
+          Expect
+              [ Where(
+                    "Aborted UIDL 2: BadUid",
+                    function
+                    | Event.Aborted(3L, Pop3Error.Protocol e) -> e.Kind = ProtocolErrorKind.BadUid && e.Command = "UIDL"
+                    | _ -> false
+                )
+                Where(
+                    "Failed",
+                    function
+                    | Event.Failed(Pop3Error.Protocol e) -> e.Kind = ProtocolErrorKind.BadUid
+                    | _ -> false
+                ) ] ] }
+
 let transcripts =
     [ gmail
       gmailXoauth2Refused
@@ -1291,7 +1382,9 @@ let transcripts =
       rfc1939
       bareLfQuirks
       zimbra
-      comcastMalformedStat ]
+      comcastMalformedStat
+      hmailPlusErr
+      uidlWithoutNumber ]
 
 let private replayTests (t: Transcript) =
     [ testCase t.Name (fun () -> replay LineChunks t |> ignore)
