@@ -149,7 +149,8 @@ let tests =
               let answers = drain m |> eventsOf Pop3EventKind.Answered
               Expect.equal (answers |> List.map _.RequestId) [ 3L; 4L; 5L; 6L ] "in order"
               let list = answers[0].ListEntries |> List.ofSeq
-              Expect.equal (list |> List.map (fun e -> e.Number, e.Octets)) [ 1UL, 100UL; 2UL, 200UL; 3UL, 300UL ] "LIST"
+              let sizes = list |> List.map (fun e -> e.Number, e.Octets)
+              Expect.equal sizes [ 1UL, 100UL; 2UL, 200UL; 3UL, 300UL ] "LIST"
               Expect.equal (answers[1].ListEntries |> List.ofSeq) [ { Number = 2UL; Octets = 200UL } ] "LIST 2"
               let uids = answers[2].UidEntries |> Seq.map (fun e -> e.Number, e.Uid.Value) |> List.ofSeq
               Expect.equal uids [ 1UL, "a1"; 2UL, "b2"; 3UL, "c3" ] "UIDL"
@@ -397,7 +398,8 @@ let tests =
               Expect.equal (text challenge.Challenge) "<1896.697170952@postoffice.example.net>" "decoded"
               m.RespondSasl(Secret.FromString "tim b913a602c7eda7a495b4e6e7334d3890")
               let answer = drain m |> List.exactlyOne
-              Expect.equal (bytesText answer) (Convert.ToBase64String(ascii "tim b913a602c7eda7a495b4e6e7334d3890") + "\r\n") "base64"
+              let expected = Convert.ToBase64String(ascii "tim b913a602c7eda7a495b4e6e7334d3890") + "\r\n"
+              Expect.equal (bytesText answer) expected "base64"
               Expect.equal answer.LogText "********" "redacted"
               feed m "+OK\r\n"
               Expect.equal (drain m |> sends) [ "CAPA\r\n" ] "logged in: CAPA first (no PIPELINING)"

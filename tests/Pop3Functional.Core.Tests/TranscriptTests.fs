@@ -620,7 +620,13 @@ let dovecotInUse =
       Final = PhaseKind.Closed
       Steps =
         [ S("+OK " + dovecotGreeting)
-          Expect [ Where("greeting with timestamp", (function Event.GreetingReceived g -> g.ApopTimestamp.IsSome | _ -> false)) ]
+          Expect
+              [ Where(
+                    "greeting with timestamp",
+                    function
+                    | Event.GreetingReceived g -> g.ApopTimestamp.IsSome
+                    | _ -> false
+                ) ]
           C "CAPA"
           S "+OK"
           for l in dovecotCapa do
@@ -832,7 +838,10 @@ let courierUtf8 =
           for l in courierCapa do
               S l
           S "."
-          Expect [ Is(greeting "Hello there." None); capsWhere "Courier" courierCapsOk; readyWhere "ready" (fun _ -> true) ]
+          Expect
+              [ Is(greeting "Hello there." None)
+                capsWhere "Courier" courierCapsOk
+                readyWhere "ready" (fun _ -> true) ]
           Submit(1L, Request.Utf8)
           C "UTF8"
           S "+OK UTF8 enabled"
@@ -885,7 +894,12 @@ let private cyrusCapa (sasl: string) (stls: bool) =
 let cyrus =
     let before = cyrusCapa "SCRAM-SHA-1 SCRAM-SHA-256" true
     let after = cyrusCapa "SCRAM-SHA-1 SCRAM-SHA-1-PLUS SCRAM-SHA-256 SCRAM-SHA-256-PLUS PLAIN" false
-    let m = [ "Received: from lmtp.example.org"; "X-Cyrus-Session-Id: cyrus-4711-1700000000-1-8801"; "Subject: hi"; ""; "hello" ]
+    let m =
+        [ "Received: from lmtp.example.org"
+          "X-Cyrus-Session-Id: cyrus-4711-1700000000-1-8801"
+          "Subject: hi"
+          ""
+          "hello" ]
     let ir = "\000alice\000secret"
 
     { Name = "Cyrus"
@@ -994,7 +1008,12 @@ let qmail =
           S "+OK "
           yield! serve m2
           Expect
-              [ Is(Event.Answered(3L, Reply.Listing [ { Number = 1UL; Octets = 1200UL }; { Number = 2UL; Octets = 2256UL } ]))
+              [ Is(
+                    Event.Answered(
+                        3L,
+                        Reply.Listing [ { Number = 1UL; Octets = 1200UL }; { Number = 2UL; Octets = 2256UL } ]
+                    )
+                )
                 follows 4L ""
                 ended 4L crlf m1
                 follows 5L ""
@@ -1024,7 +1043,11 @@ let rfc1939 =
           C "CAPA"
           S "-ERR unknown command"
           Expect
-              [ Is(greeting "POP3 server ready <1896.697170952@dbc.mtview.ca.us>" (Some "<1896.697170952@dbc.mtview.ca.us>"))
+              [ Is(
+                    greeting
+                        "POP3 server ready <1896.697170952@dbc.mtview.ca.us>"
+                        (Some "<1896.697170952@dbc.mtview.ca.us>")
+                )
                 quirk Quirk.MissingCapa
                 readyWhere "APOP" _.ApopAvailable ]
           Submit(1L, Request.Apop("mrose", Secret.FromString "tanstaaf"))
@@ -1039,7 +1062,13 @@ let rfc1939 =
           S "1 120"
           S "2 200"
           S "."
-          Expect [ Is(Event.Answered(2L, Reply.Listing [ { Number = 1UL; Octets = 120UL }; { Number = 2UL; Octets = 200UL } ])) ]
+          Expect
+              [ Is(
+                    Event.Answered(
+                        2L,
+                        Reply.Listing [ { Number = 1UL; Octets = 120UL }; { Number = 2UL; Octets = 200UL } ]
+                    )
+                ) ]
           Submit(3L, Request.Retr 1UL)
           C "RETR 1"
           S "+OK 120 octets"
@@ -1210,7 +1239,8 @@ let zimbra =
               [ Where(
                     "Aborted STAT: BadNumber",
                     function
-                    | Event.Aborted(3L, Pop3Error.Protocol e) -> e.Kind = ProtocolErrorKind.BadNumber && e.Command = "STAT"
+                    | Event.Aborted(3L, Pop3Error.Protocol e) ->
+                        e.Kind = ProtocolErrorKind.BadNumber && e.Command = "STAT"
                     | _ -> false
                 )
                 Where(
@@ -1225,7 +1255,8 @@ let zimbra =
               [ Where(
                     "Aborted NOOP: the same BadNumber",
                     function
-                    | Event.Aborted(4L, Pop3Error.Protocol e) -> e.Kind = ProtocolErrorKind.BadNumber && e.Command = "STAT"
+                    | Event.Aborted(4L, Pop3Error.Protocol e) ->
+                        e.Kind = ProtocolErrorKind.BadNumber && e.Command = "STAT"
                     | _ -> false
                 ) ] ] }
 
@@ -1293,7 +1324,10 @@ let hmailPlusErr =
           S "UIDL"
           S "TOP"
           S "."
-          Expect [ Is(greeting "Welcome to hMailServer POP3" None); capsWhere "USER" _.User; readyWhere "ready" (fun _ -> true) ]
+          Expect
+              [ Is(greeting "Welcome to hMailServer POP3" None)
+                capsWhere "USER" _.User
+                readyWhere "ready" (fun _ -> true) ]
           Submit(1L, Request.User "someone")
           C "USER someone"
           S "+OK Send your password"
@@ -1305,7 +1339,8 @@ let hmailPlusErr =
                 Where(
                     "Aborted PASS: BadStatusLine",
                     function
-                    | Event.Aborted(2L, Pop3Error.Protocol e) -> e.Kind = ProtocolErrorKind.BadStatusLine && e.Command = "PASS"
+                    | Event.Aborted(2L, Pop3Error.Protocol e) ->
+                        e.Kind = ProtocolErrorKind.BadStatusLine && e.Command = "PASS"
                     | _ -> false
                 )
                 Where(
