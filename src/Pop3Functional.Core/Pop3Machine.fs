@@ -283,7 +283,8 @@ type Pop3Machine(options: Options) =
 
     /// Feeds bytes from the server (copied, so the array may be reused).
     member _.Feed(bytes: byte[], offset: int, count: int) =
-        step (Input.Received(ReadOnlyMemory(bytes, offset, count)))
+        // The copy is what lets BodyData outputs outlive the caller's reuse of its read buffer.
+        step (Input.Received(ReadOnlyMemory(bytes.AsSpan(offset, count).ToArray())))
 
     /// Reports that the server closed the connection.
     member _.FeedEndOfStream() = step Input.EndOfStream

@@ -159,6 +159,19 @@ module Session =
     let private protocolFail (c: Ctx) kind command message =
         failWith c (Pop3Error.Protocol(Err.protocol kind command message))
 
+    /// Fails the session over the reply to p, which popHead already took off InFlight: p gets its
+    /// Aborted event too, so that every request still has exactly one final event.
+    let private failAnswering (c: Ctx) (p: Pending) kind command message =
+        match c.S.Phase with
+        | Phase.Failed _ -> ()
+        | _ ->
+            let err = Pop3Error.Protocol(Err.protocol kind command message)
+
+            if p.Id > 0L then
+                emit c (Event.Aborted(p.Id, err))
+
+            failWith c err
+
     let private pipelining (s: SessionState) =
         s.Options.UsePipelining && s.Capabilities.Pipelining
 
@@ -485,6 +498,14 @@ module Session =
             onValue v
         | Error(struct (kind, reason)) -> protocolFail c kind command $"{command}: {reason}"
 
+    /// parsedOr for a reply whose request is no longer in flight.
+    let private parsedOrAbort (c: Ctx) (p: Pending) (command: string) (parsed: Parsed<'T>) (onValue: 'T -> unit) =
+        match parsed with
+        | Ok(struct (v, quirks)) ->
+            reportQuirks c quirks
+            onValue v
+        | Error(struct (kind, reason)) -> failAnswering c p kind command $"{command}: {reason}"
+
     let private statusPayload (line: ReadOnlyMemory<byte>) =
         // After "+OK " (the status keyword is 3 octets whatever its case).
         if line.Length > 4 then line.Slice 4 else ReadOnlyMemory.Empty
@@ -504,7 +525,7 @@ module Session =
 
         match p.Request, c.S.Phase with
         | Request.Stat, Phase.OpeningMailbox(login, loginStatus) when p.Id < 0L ->
-            parsedOr c keyword (ReplyParser.stat c.S.Options.Quirks (statusPayload line).Span) (fun st ->
+            parsedOrAbort c p keyword (ReplyParser.stat c.S.Options.Quirks (statusPayload line).Span) (fun st ->
                 let snapshot =
                     { Count = st.Count
                       Octets = st.Octets
@@ -513,23 +534,25 @@ module Session =
                 move c (Trigger.Ok "STAT") (Phase.Transaction snapshot)
                 emit c (Event.Answered(login, Reply.LoggedIn(loginStatus, snapshot))))
         | Request.Stat, _ ->
-            parsedOr c keyword (ReplyParser.stat c.S.Options.Quirks (statusPayload line).Span) (fun st ->
+            parsedOrAbort c p keyword (ReplyParser.stat c.S.Options.Quirks (statusPayload line).Span) (fun st ->
                 answer c p (Reply.Stat st))
         | Request.List(Some n), _ ->
-            parsedOr c keyword (ReplyParser.listEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->
+            parsedOrAbort c p keyword (ReplyParser.listEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->
                 if e.Number <> n then
-                    protocolFail
+                    failAnswering
                         c
+                        p
                         ProtocolErrorKind.WrongMessageNumber
                         keyword
                         $"LIST {n} was answered for message {e.Number}"
                 else
                     answer c p (Reply.ListEntry e))
         | Request.Uidl(Some n), _ ->
-            parsedOr c keyword (ReplyParser.uidEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->
+            parsedOrAbort c p keyword (ReplyParser.uidEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->
                 if e.Number <> n then
-                    protocolFail
+                    failAnswering
                         c
+                        p
                         ProtocolErrorKind.WrongMessageNumber
                         keyword
                         $"UIDL {n} was answered for message {e.Number}"
@@ -543,8 +566,9 @@ module Session =
         | Request.Stls, Phase.AwaitingStlsReply(info, _) ->
             if moreBytes then
                 // RFC 2595 §4: TLS starts right after the CRLF; anything already here is injected.
-                protocolFail
+                failAnswering
                     c
+                    p
                     ProtocolErrorKind.ResponseInjection
                     keyword
                     "the server sent bytes after +OK to STLS and before the TLS handshake; they could be injected (CVE-2021-22947), so the session is aborted"
@@ -603,7 +627,7 @@ module Session =
                 | Phase.OpeningMailbox _ -> move c (Trigger.Err "CAPA") phase
                 | _ -> ()
             else
-                protocolFail c ProtocolErrorKind.BadStatusLine keyword $"CAPA refused ({err.Message}) and the missing-capa quirk is not enabled"
+                failAnswering c p ProtocolErrorKind.BadStatusLine keyword $"CAPA refused ({err.Message}) and the missing-capa quirk is not enabled"
         | Request.User _, Phase.AwaitingUserReply(info, _) ->
             move c (Trigger.Err "USER") (Phase.Authorization info)
             rejected ()
@@ -612,8 +636,9 @@ module Session =
             rejected ()
         | Request.Stls, Phase.AwaitingStlsReply(info, byCore) ->
             if byCore || c.S.Options.Tls = TlsMode.StartTlsRequired then
-                protocolFail
+                failAnswering
                     c
+                    p
                     ProtocolErrorKind.TlsUnavailable
                     keyword
                     $"{err.Message}; TLS is required, so the session ends without sending anything secret"
@@ -621,8 +646,9 @@ module Session =
                 move c (Trigger.Err "STLS") (Phase.Authorization info)
                 rejected ()
         | Request.Stat, Phase.OpeningMailbox _ when p.Id < 0L ->
-            protocolFail
+            failAnswering
                 c
+                p
                 ProtocolErrorKind.SnapshotUnavailable
                 keyword
                 $"STAT after login was refused ({err.Message}); without the mailbox snapshot message numbers cannot be checked"
@@ -779,7 +805,7 @@ module Session =
         | _ -> None
 
     /// Checks a complete LIST/UIDL listing: duplicates and zero are errors; disorder and gaps are quirks.
-    let private checkNumbers (c: Ctx) (keyword: string) (numbers: uint64[]) (onOk: unit -> unit) =
+    let private checkNumbers (c: Ctx) (p: Pending) (keyword: string) (numbers: uint64[]) (onOk: unit -> unit) =
         let quirks = c.S.Options.Quirks
         let mutable ordered = true
 
@@ -800,8 +826,9 @@ module Session =
 
         match duplicate with
         | Some i ->
-            protocolFail
+            failAnswering
                 c
+                p
                 ProtocolErrorKind.DuplicateMessageNumber
                 keyword
                 $"{keyword} listed message {sorted[i]} twice"
@@ -820,14 +847,16 @@ module Session =
                 | None -> false
 
             if disorder && not (quirks.Contains Quirk.ListingOutOfOrder) then
-                protocolFail
+                failAnswering
                     c
+                    p
                     ProtocolErrorKind.BadListing
                     keyword
                     $"{keyword} listed messages out of order and that quirk is not enabled"
             elif gaps && not (quirks.Contains Quirk.ListingGaps) then
-                protocolFail
+                failAnswering
                     c
+                    p
                     ProtocolErrorKind.BadListing
                     keyword
                     $"{keyword} skipped messages not deleted in this session and that quirk is not enabled"
@@ -847,18 +876,18 @@ module Session =
         | ListingAcc.Entries(entries, _) ->
             let entries = List.rev entries
             let numbers = entries |> List.map _.Number |> Array.ofList
-            checkNumbers c keyword numbers (fun () -> answer c p (Reply.Listing entries))
+            checkNumbers c p keyword numbers (fun () -> answer c p (Reply.Listing entries))
         | ListingAcc.Uids(entries, _) ->
             let entries = List.rev entries
             let numbers = entries |> List.map _.Number |> Array.ofList
 
-            checkNumbers c keyword numbers (fun () ->
+            checkNumbers c p keyword numbers (fun () ->
                 let uids = entries |> List.map _.Uid.Value |> Array.ofList
                 Array.sortInPlace uids
                 let dup = seq { 1 .. uids.Length - 1 } |> Seq.exists (fun i -> uids[i] = uids[i - 1])
 
                 if dup && not (c.S.Options.Quirks.Contains Quirk.DuplicateUids) then
-                    protocolFail c ProtocolErrorKind.BadUid keyword "UIDL listed the same UID for two messages"
+                    failAnswering c p ProtocolErrorKind.BadUid keyword "UIDL listed the same UID for two messages"
                 else
                     if dup then
                         reportQuirks c [ Quirk.DuplicateUids ]
