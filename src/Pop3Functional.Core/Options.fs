@@ -126,3 +126,21 @@ type Options =
         { Options.Default with
             Quirks = Set.ofList [ Quirk.EmptyStatusText; Quirk.NumbersAbove2Pow31; Quirk.MissingCapa ]
             Limits = Limits.Strict }
+
+    /// A copy with another TLS mode (for C# callers; F# callers use copy-and-update).
+    member o.WithTls(mode: TlsMode) = { o with Tls = mode }
+
+    /// A copy that allows or forbids passwords over a connection without TLS.
+    member o.WithPlaintextCredentials(allow: bool) =
+        { o with AllowPlaintextCredentials = allow }
+
+    /// A copy with a quirk tolerated (true) or refused (false).
+    member o.WithQuirk(quirk: Quirk, tolerated: bool) =
+        { o with
+            Quirks = (if tolerated then o.Quirks.Add quirk else o.Quirks.Remove quirk) }
+
+    /// A copy with other limits.
+    member o.WithLimits(limits: Limits) = { o with Limits = limits }
+
+    /// A copy with pipelining used when offered (true) or never (false).
+    member o.WithPipelining(enabled: bool) = { o with UsePipelining = enabled }

@@ -2,6 +2,7 @@ namespace Pop3Functional.Core
 
 open System
 open System.Collections.Generic
+open System.Runtime.InteropServices
 
 /// What a Pop3Output asks of the shell.
 type Pop3OutputKind =
@@ -144,42 +145,48 @@ type Pop3Output internal (kind: Pop3OutputKind, eventKind: Pop3EventKind) =
     member _.Kind = kind
     member _.EventKind = eventKind
     /// The request the event belongs to (0 when none).
-    member val RequestId = 0L with get, set
+    member val RequestId = 0L with get, internal set
     /// Send: the command bytes. BodyData: the body slice (valid until the next Feed).
-    member val Bytes = ReadOnlyMemory<byte>.Empty with get, set
+    member val Bytes = ReadOnlyMemory<byte>.Empty with get, internal set
     /// Send: the command line with secrets redacted, safe to log.
-    member val LogText: string = null with get, set
+    member val LogText: string = null with get, internal set
     /// Answered: the status text. Greeting: the greeting text.
-    member val Text: string = null with get, set
+    member val Text: string = null with get, internal set
     /// Answered, Greeting: the bracketed response code without brackets, or null.
-    member val ResponseCode: string = null with get, set
+    member val ResponseCode: string = null with get, internal set
     /// Rejected, Refused, Aborted, Failed.
-    member val Failure: Pop3Failure = Unchecked.defaultof<_> with get, set
+    member val Failure: Pop3Failure = Unchecked.defaultof<_> with get, internal set
     /// QuirkTolerated: the quirk's name ("bare-lf").
-    member val Quirk: string = null with get, set
+    member val Quirk: string = null with get, internal set
     /// BodyEnded: octets delivered. Answered STAT or login: the maildrop octets.
-    member val Octets = 0UL with get, set
+    member val Octets = 0UL with get, internal set
     /// Answered STAT or login: the message count.
-    member val Count = 0UL with get, set
+    member val Count = 0UL with get, internal set
     /// Answered LIST (one or all).
-    member val ListEntries: IReadOnlyList<ListEntry> = Unchecked.defaultof<_> with get, set
+    member val ListEntries: IReadOnlyList<ListEntry> = Unchecked.defaultof<_> with get, internal set
     /// Answered UIDL (one or all).
-    member val UidEntries: IReadOnlyList<UidEntry> = Unchecked.defaultof<_> with get, set
+    member val UidEntries: IReadOnlyList<UidEntry> = Unchecked.defaultof<_> with get, internal set
     /// Answered LANG listing.
-    member val Languages: IReadOnlyList<LanguageEntry> = Unchecked.defaultof<_> with get, set
+    member val Languages: IReadOnlyList<LanguageEntry> = Unchecked.defaultof<_> with get, internal set
     /// CapabilitiesReceived, AuthorizationReady, Answered CAPA.
-    member val Capabilities: Pop3Capabilities = Unchecked.defaultof<_> with get, set
+    member val Capabilities: Pop3Capabilities = Unchecked.defaultof<_> with get, internal set
     /// SaslChallenge: the decoded challenge.
-    member val Challenge: byte[] = null with get, set
+    member val Challenge: byte[] = null with get, internal set
     /// AuthorizationReady: APOP can be used.
-    member val ApopAvailable = false with get, set
+    member val ApopAvailable = false with get, internal set
     /// Answered QUIT: the server entered UPDATE; DeletionsCommitted lists what it removed.
-    member val UpdateCompleted = false with get, set
-    member val DeletionsCommitted: IReadOnlyList<uint64> = Unchecked.defaultof<_> with get, set
+    member val UpdateCompleted = false with get, internal set
+    member val DeletionsCommitted: IReadOnlyList<uint64> = Unchecked.defaultof<_> with get, internal set
     /// Answered to a login: true.
-    member val LoggedIn = false with get, set
+    member val LoggedIn = false with get, internal set
     /// The F# event, for F# callers and diagnostics.
     member val internal Source: Output = Output.Close with get, set
+
+    /// A copy whose Bytes no longer point into the fed buffer: keep it past the next Feed.
+    member this.Detach() : Pop3Output =
+        let copy = this.MemberwiseClone() :?> Pop3Output
+        copy.Bytes <- ReadOnlyMemory(this.Bytes.ToArray())
+        copy
 
     override this.ToString() =
         match kind with
@@ -317,7 +324,7 @@ type Pop3Machine(options: Options) =
         )
 
     /// Takes the next output, if any.
-    member _.TryDequeue(output: byref<Pop3Output>) =
+    member _.TryDequeue([<Out>] output: byref<Pop3Output>) =
         if outputs.Count > 0 then
             output <- outputs.Dequeue()
             true

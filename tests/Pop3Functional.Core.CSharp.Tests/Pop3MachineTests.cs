@@ -258,15 +258,9 @@ public class Pop3MachineTests
     private static List<Pop3Output> Drain(Pop3Machine machine)
     {
         var outputs = new List<Pop3Output>();
-        Pop3Output output = null!;
-        while (machine.TryDequeue(ref output))
+        while (machine.TryDequeue(out var output))
         {
-            if (output.EventKind == Pop3EventKind.BodyData)
-            {
-                output.Bytes = output.Bytes.ToArray();
-            }
-
-            outputs.Add(output);
+            outputs.Add(output.EventKind == Pop3EventKind.BodyData ? output.Detach() : output);
         }
 
         return outputs;
