@@ -843,6 +843,28 @@ let tests =
                     expectProtocolFailure ProtocolErrorKind.WrongMessageNumber outs
                     Expect.equal (finals 5L outs).Length 1 "UIDL aborted"
 
+                testCase "a pipelined LIST omits messages deleted before it even if RSET follows (RFC 1939 §5)"
+                <| fun () ->
+                    // The server answers LIST after DELE 1 and before RSET: message 1 is rightly
+                    // missing, though RSET already cleared the session's marks when the reply arrives.
+                    for opts in [ plain; { Options.Strict with Tls = TlsMode.NoTls; AllowPlaintextCredentials = true } ] do
+                        let s, outs =
+                            runAll
+                                (loggedIn opts 3 true)
+                                [ Input.Submit(5L, Request.Dele 1UL)
+                                  Input.Submit(6L, Request.List None)
+                                  Input.Submit(7L, Request.Rset)
+                                  received "+OK deleted\r\n+OK listing\r\n2 100\r\n3 100\r\n.\r\n+OK reset\r\n" ]
+
+                        Expect.equal (sent outs) [ "DELE 1"; "LIST"; "RSET" ] "pipelined"
+                        Expect.equal s.Phase.Kind PhaseKind.Transaction "no failure"
+                        Expect.isFalse (events outs |> List.exists (function Event.QuirkTolerated _ -> true | _ -> false)) "no quirk"
+
+                        Expect.equal
+                            (answered 6L outs)
+                            (Reply.Listing [ { Number = 2UL; Octets = 100UL }; { Number = 3UL; Octets = 100UL } ])
+                            "listing"
+
                 testCase "a listing above the STAT count is WrongMessageNumber"
                 <| fun () ->
                     let _, outs = runAll (loggedIn plain 2 false) [ Input.Submit(5L, Request.List None); received "+OK\r\n1 10\r\n2 10\r\n3 10\r\n.\r\n" ]
