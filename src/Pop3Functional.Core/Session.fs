@@ -242,7 +242,11 @@ module Session =
               Request = request
               Command = command
               Expect = expectOf request
-              Barrier = isBarrier request }
+              Barrier = isBarrier request
+              DeletedBefore =
+                match c.S.Phase with
+                | Phase.Transaction snapshot -> snapshot.Deleted
+                | _ -> Set.empty }
 
         c.S <- { c.S with Waiting = c.S.Waiting.Enqueue p }
 
@@ -796,7 +800,7 @@ module Session =
         | _ -> None
 
     /// Checks a complete LIST/UIDL listing: duplicates and zero are errors; disorder and gaps are quirks.
-    let private checkNumbers (c: Ctx) (keyword: string) (numbers: uint64[]) (onOk: unit -> unit) =
+    let private checkNumbers (c: Ctx) (keyword: string) (deletedBefore: Set<uint64>) (numbers: uint64[]) (onOk: unit -> unit) =
         let quirks = c.S.Options.Quirks
         let mutable ordered = true
 
@@ -829,7 +833,7 @@ module Session =
                 match currentCount c.S with
                 | Some snap ->
                     let deletedNotListed =
-                        snap.Deleted
+                        deletedBefore
                         |> Seq.filter (fun d -> Array.BinarySearch(sorted, d) < 0)
                         |> Seq.length
 
@@ -864,12 +868,12 @@ module Session =
         | ListingAcc.Entries(entries, _) ->
             let entries = List.rev entries
             let numbers = entries |> List.map _.Number |> Array.ofList
-            checkNumbers c keyword numbers (fun () -> answer c p (Reply.Listing entries))
+            checkNumbers c keyword p.DeletedBefore numbers (fun () -> answer c p (Reply.Listing entries))
         | ListingAcc.Uids(entries, _) ->
             let entries = List.rev entries
             let numbers = entries |> List.map _.Number |> Array.ofList
 
-            checkNumbers c keyword numbers (fun () ->
+            checkNumbers c keyword p.DeletedBefore numbers (fun () ->
                 let uids = entries |> List.map _.Uid.Value |> Array.ofList
                 Array.sortInPlace uids
                 let dup = seq { 1 .. uids.Length - 1 } |> Seq.exists (fun i -> uids[i] = uids[i - 1])
