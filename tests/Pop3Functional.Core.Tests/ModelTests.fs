@@ -255,7 +255,10 @@ type private Scenario =
     { Messages: Message[]
       Actions: Action list
       /// Server bytes are fed in chunks of this size.
-      ChunkSize: int }
+      ChunkSize: int
+      /// Options.Strict (no quirk tolerated, 512-octet lines) instead of the defaults: an honest
+      /// server needs no tolerance.
+      Strict: bool }
 
 let private genLine =
     gen {
@@ -311,6 +314,9 @@ let private genScenario =
             Gen.listOfLength n (Gen.frequency [ 7, genRequest count |> Gen.map Submit; 3, Gen.constant Deliver ])
 
         let! chunk = Gen.elements [ 1; 2; 5; 17; 100_000 ]
+        // Half the runs end with QUIT, so that commits are checked often (RFC 1939 §6).
+        let! quit = Gen.elements [ []; [ Submit Request.Quit ] ]
+        let! strict = Gen.elements [ false; true ]
 
         let prefix =
             if login then
@@ -320,8 +326,9 @@ let private genScenario =
 
         return
             { Messages = Array.ofList messages
-              Actions = prefix @ actions
-              ChunkSize = chunk }
+              Actions = prefix @ actions @ quit
+              ChunkSize = chunk
+              Strict = strict }
     }
 
 // ----- the driver and the checker -----------------------------------------------------------
@@ -342,7 +349,15 @@ let private check (pipelining: bool) (scenario: Scenario) : string option =
     let server = HonestServer(scenario.Messages, pipelining)
     let outs = ResizeArray<Norm>()
     let unanswered = ResizeArray<byte>()
-    let mutable s = Session.create plain
+    let options =
+        if scenario.Strict then
+            { Options.Strict with
+                Tls = TlsMode.NoTls
+                AllowPlaintextCredentials = true }
+        else
+            plain
+
+    let mutable s = Session.create options
 
     let stepIn (input: Input) =
         let struct (next, o) = Session.step s input
@@ -461,6 +476,7 @@ let tests =
               let scenario =
                   { Messages = messages
                     ChunkSize = 3
+                    Strict = true
                     Actions =
                       [ Submit(Request.Retr 1UL)
                         Submit(Request.User "bob")
