@@ -89,7 +89,9 @@ module Session =
 
     type private Ctx =
         { mutable S: SessionState
-          Out: ResizeArray<Output> }
+          Out: ResizeArray<Output>
+          /// The request whose reply line is being handled; it may already have left InFlight.
+          mutable Replying: Pending option }
 
     let private describe (kind: PhaseKind) =
         match kind with
@@ -132,6 +134,21 @@ module Session =
         | Phase.Failed _ -> ()
         | phase ->
             let pending = c.S.InFlight @ c.S.Waiting.ToList()
+
+            let hasFinal (id: RequestId) =
+                c.Out
+                |> Seq.exists (function
+                    | Output.Emit(Event.Answered(i, Reply.MessageFollows _)) -> false
+                    | Output.Emit(Event.Answered(i, _) | Event.BodyEnded(i, _) | Event.Rejected(i, _) | Event.Aborted(i, _)) ->
+                        i = id
+                    | _ -> false)
+
+            // A reply can break the protocol after its request left InFlight (a bad STAT or LIST n
+            // payload, a bad listing); that request still needs its one final event.
+            let pending =
+                match c.Replying with
+                | Some p when not (pending |> List.exists (fun q -> q.Id = p.Id)) && not (hasFinal p.Id) -> p :: pending
+                | _ -> pending
 
             match phase with
             | Phase.OpeningMailbox(login, _) -> emit c (Event.Aborted(login, err))
@@ -238,7 +255,11 @@ module Session =
               Request = request
               Command = command
               Expect = expectOf request
-              Barrier = isBarrier request }
+              Barrier = isBarrier request
+              DeletedBefore =
+                match c.S.Phase with
+                | Phase.Transaction snapshot -> snapshot.Deleted
+                | _ -> Set.empty }
 
         c.S <- { c.S with Waiting = c.S.Waiting.Enqueue p }
 
@@ -839,7 +860,7 @@ module Session =
                 match currentCount c.S with
                 | Some snap ->
                     let deletedNotListed =
-                        snap.Deleted
+                        p.DeletedBefore
                         |> Seq.filter (fun d -> Array.BinarySearch(sorted, d) < 0)
                         |> Seq.length
 
@@ -983,9 +1004,13 @@ module Session =
                     ""
                     $"the server sent {Err.quote (Bytes.latin1 line.Span)} with no command outstanding"
             | _, p :: _ ->
+                c.Replying <- Some p
+
                 match c.S.Reading with
                 | Reading.Listing acc -> onListingLine c p acc line
                 | _ -> onStatus c p line moreBytes
+
+                c.Replying <- None
 
                 // A reply may have completed: the window has room again.
                 match c.S.Phase with
@@ -1172,7 +1197,10 @@ module Session =
     /// Takes one input and returns the next session and the outputs, in order. Never throws for
     /// any input (a broken server or a misusing caller is an event).
     let step (state: SessionState) (input: Input) : struct (SessionState * Output list) =
-        let c = { S = state; Out = ResizeArray() }
+        let c =
+            { S = state
+              Out = ResizeArray()
+              Replying = None }
 
         match input with
         | Input.Received chunk -> received c chunk

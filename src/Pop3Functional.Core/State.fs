@@ -71,7 +71,10 @@ type Pending =
       Command: EncodedCommand
       Expect: Expect
       /// Commands that change the state (or the meaning of later replies) are never pipelined.
-      Barrier: bool }
+      Barrier: bool
+      /// The deletion marks when the command was accepted: what a LIST/UIDL listing omits, since
+      /// the server answers it before any DELE or RSET queued behind it (RFC 1939 §5).
+      DeletedBefore: Set<uint64> }
 
 /// A listing being collected (newest first).
 [<RequireQualifiedAccess>]

@@ -12,7 +12,7 @@ let private drain (m: Pop3Machine) =
     let result = ResizeArray<Pop3Output>()
     let mutable o = Unchecked.defaultof<Pop3Output>
 
-    while m.TryDequeue(while m.TryDequeue(&o) doo) do
+    while m.TryDequeue(&o) do
         result.Add o
 
     List.ofSeq result
