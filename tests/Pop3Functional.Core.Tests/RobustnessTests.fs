@@ -2,6 +2,5 @@ module Pop3Functional.Core.Tests.RobustnessTests
 
 open Expecto
 
-// Placeholder registered in the project; replaced by the real tests.
 [<Tests>]
 let tests = testList "RobustnessTests" []
