@@ -89,7 +89,9 @@ module Session =
 
     type private Ctx =
         { mutable S: SessionState
-          Out: ResizeArray<Output> }
+          Out: ResizeArray<Output>
+          /// The request whose reply line is being handled; it may already be off InFlight.
+          mutable Current: Pending option }
 
     let private describe (kind: PhaseKind) =
         match kind with
@@ -133,11 +135,39 @@ module Session =
         | phase ->
             let pending = c.S.InFlight @ c.S.Waiting.ToList()
 
-            match phase with
-            | Phase.OpeningMailbox(login, _) -> emit c (Event.Aborted(login, err))
-            | _ -> ()
+            // A request popped before its reply turned out to be broken still needs its final event.
+            let finished (id: RequestId) =
+                c.Out
+                |> Seq.exists (function
+                    | Output.Emit(Event.Answered(i, reply)) when i = id ->
+                        match reply with
+                        | Reply.MessageFollows _ -> false
+                        | _ -> true
+                    | Output.Emit(Event.Rejected(i, _))
+                    | Output.Emit(Event.Aborted(i, _))
+                    | Output.Emit(Event.BodyEnded(i, _)) -> i = id
+                    | _ -> false)
 
-            for p in pending do
+            let login =
+                match phase with
+                | Phase.OpeningMailbox(login, _) -> Some login
+                | _ -> None
+
+            let current =
+                match c.Current with
+                | Some p when
+                    not (pending |> List.exists (fun q -> q.Id = p.Id))
+                    && login <> Some p.Id
+                    && not (finished p.Id)
+                    ->
+                    [ p ]
+                | _ -> []
+
+            match login with
+            | Some login -> emit c (Event.Aborted(login, err))
+            | None -> ()
+
+            for p in current @ pending do
                 if p.Id > 0L then
                     emit c (Event.Aborted(p.Id, err))
 
@@ -954,9 +984,13 @@ module Session =
                     ""
                     $"the server sent {Err.quote (Bytes.latin1 line.Span)} with no command outstanding"
             | _, p :: _ ->
+                c.Current <- Some p
+
                 match c.S.Reading with
                 | Reading.Listing acc -> onListingLine c p acc line
                 | _ -> onStatus c p line moreBytes
+
+                c.Current <- None
 
                 // A reply may have completed: the window has room again.
                 match c.S.Phase with
@@ -1143,7 +1177,10 @@ module Session =
     /// Takes one input and returns the next session and the outputs, in order. Never throws for
     /// any input (a broken server or a misusing caller is an event).
     let step (state: SessionState) (input: Input) : struct (SessionState * Output list) =
-        let c = { S = state; Out = ResizeArray() }
+        let c =
+            { S = state
+              Out = ResizeArray()
+              Current = None }
 
         match input with
         | Input.Received chunk -> received c chunk
