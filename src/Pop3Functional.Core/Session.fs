@@ -662,6 +662,13 @@ module Session =
                     Phase = Phase.Transaction { snapshot with Deleted = snapshot.Deleted.Remove n } }
 
             rejected ()
+        | Request.Dele n, Phase.AwaitingQuitReply(Some snapshot) ->
+            // QUIT was queued behind this DELE: the refused mark must not be reported as committed.
+            c.S <-
+                { c.S with
+                    Phase = Phase.AwaitingQuitReply(Some { snapshot with Deleted = snapshot.Deleted.Remove n }) }
+
+            rejected ()
         | Request.Quit, Phase.AwaitingQuitReply _ ->
             move c (Trigger.Err "QUIT") Phase.Closed
             rejected ()
