@@ -941,16 +941,22 @@ module Session =
                         $"{keyword} listed message {n}, but STAT counted {snap.Count} at login"
                 | _ -> onOk ()
 
+            // DESIGN §5: a listing holds at most the STAT count (numbers are unique), else the limit.
+            let maxEntries =
+                match currentCount c.S with
+                | Some snap -> min snap.Count limits.MaxListingEntries
+                | None -> limits.MaxListingEntries
+
             match acc with
             | ListingAcc.Entries(entries, count) ->
-                if count + 1UL > limits.MaxListingEntries then
-                    protocolFail c ProtocolErrorKind.ListingTooLong keyword $"{keyword} sent more than {limits.MaxListingEntries} entries"
+                if count + 1UL > maxEntries then
+                    protocolFail c ProtocolErrorKind.ListingTooLong keyword $"{keyword} sent more than {maxEntries} entries"
                 else
                     parsedOr c keyword (ReplyParser.listEntry quirks item.Span) (fun e ->
                         checkNumber e.Number (fun () -> set (ListingAcc.Entries(e :: entries, count + 1UL))))
             | ListingAcc.Uids(entries, count) ->
-                if count + 1UL > limits.MaxListingEntries then
-                    protocolFail c ProtocolErrorKind.ListingTooLong keyword $"{keyword} sent more than {limits.MaxListingEntries} entries"
+                if count + 1UL > maxEntries then
+                    protocolFail c ProtocolErrorKind.ListingTooLong keyword $"{keyword} sent more than {maxEntries} entries"
                 else
                     parsedOr c keyword (ReplyParser.uidEntry quirks item.Span) (fun e ->
                         checkNumber e.Number (fun () -> set (ListingAcc.Uids(e :: entries, count + 1UL))))
