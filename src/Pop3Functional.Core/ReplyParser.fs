@@ -201,7 +201,8 @@ module ReplyParser =
             else
                 let openAt = text.LastIndexOf('<', close)
 
-                if openAt >= from then
+                // "<a<b@c>": the msg-id is nested in an unclosed "<"; no APOP (CVE-2007-1558).
+                if openAt >= from && text.IndexOf('<', from) = openAt then
                     let candidate = text.Substring(openAt, close - openAt + 1)
 
                     if valid candidate then
