@@ -97,6 +97,8 @@ type Op =
     | Bytes of byte[]
     | Token of int
     | Submit of int
+    /// A request and a server line right after it: makes request/reply pairs common.
+    | Exchange of int * int
     | Eos
     | Tls
     | Respond
@@ -113,19 +115,24 @@ let private transportError =
 let private toInputs (ops: Op list) =
     let mutable next = 100L
 
+    let submit i =
+        next <- next + 1L
+        Input.Submit(next, requests[abs (i % requests.Length)])
+
+    let token i = received tokens[abs (i % tokens.Length)]
+
     ops
-    |> List.map (fun op ->
+    |> List.collect (fun op ->
         match op with
-        | Bytes b -> received (text (if isNull b then [||] else b))
-        | Token i -> received tokens[abs (i % tokens.Length)]
-        | Submit i ->
-            next <- next + 1L
-            Input.Submit(next, requests[abs (i % requests.Length)])
-        | Eos -> Input.EndOfStream
-        | Tls -> Input.TlsEstablished None
-        | Respond -> Input.SaslRespond(Secret.FromString "answer")
-        | Cancel -> Input.SaslCancel
-        | WriteFail -> Input.WriteFailed transportError)
+        | Bytes b -> [ received (text (if isNull b then [||] else b)) ]
+        | Token i -> [ token i ]
+        | Submit i -> [ submit i ]
+        | Exchange(i, j) -> [ submit i; token j ]
+        | Eos -> [ Input.EndOfStream ]
+        | Tls -> [ Input.TlsEstablished None ]
+        | Respond -> [ Input.SaslRespond(Secret.FromString "answer") ]
+        | Cancel -> [ Input.SaslCancel ]
+        | WriteFail -> [ Input.WriteFailed transportError ])
 
 // ----- invariants ------------------------------------------------------------------------------
 
@@ -219,6 +226,13 @@ let private propertyTests =
           <| fun (start: int) (ops: Op list) ->
               let _, s0 = plainStarts[abs (start % plainStarts.Length)]
               let inputs = toInputs ops @ [ Input.EndOfStream ]
+              let _, outs, _ = runChecked s0 inputs
+              checkFinals inputs outs
+
+          testPropertyWithConfig (config 1000) "request and reply pairs (no raw noise): one final event per request, never mispaired"
+          <| fun (start: int) (pairs: (int * int) list) ->
+              let _, s0 = plainStarts[abs (start % plainStarts.Length)]
+              let inputs = toInputs (pairs |> List.map Exchange) @ [ Input.EndOfStream ]
               let _, outs, _ = runChecked s0 inputs
               checkFinals inputs outs
 
