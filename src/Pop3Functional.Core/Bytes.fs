@@ -41,16 +41,28 @@ module Bytes =
     let hasLineBreakOrNul (s: string) =
         s.AsSpan().IndexOfAny('\r', '\n', '\000') >= 0
 
+    /// C0, DEL and C1 controls (0x9B is a one-byte CSI on some terminals), and the bidi
+    /// embedding, override and isolate marks that reorder displayed text (CVE-2021-42574).
+    let private isUnsafe (c: char) =
+        Char.IsControl c
+        || c = '\u200E'
+        || c = '\u200F'
+        || c = '\u061C'
+        || (c >= '\u202A' && c <= '\u202E')
+        || (c >= '\u2066' && c <= '\u2069')
+
     /// Escapes control characters so server text can be logged or shown without side effects.
     let escapeControls (s: string) =
-        if s |> Seq.forall (fun c -> c >= ' ' && c <> '\127') then
+        if s |> Seq.forall (fun c -> not (isUnsafe c)) then
             s
         else
             let sb = StringBuilder(s.Length + 8)
 
             for c in s do
-                if c < ' ' || c = '\127' then
+                if c < '\u0100' && isUnsafe c then
                     sb.Append("\\x").Append((int c).ToString("x2")) |> ignore
+                elif isUnsafe c then
+                    sb.Append("\\u").Append((int c).ToString("x4")) |> ignore
                 else
                     sb.Append c |> ignore
 

@@ -69,7 +69,7 @@ type Limits =
       MaxLineOctets: int
       /// Longest command line we send, CRLF included (RFC 2449 §4).
       MaxCommandOctets: int
-      /// Most lines in a CAPA answer.
+      /// Most lines in a CAPA answer or a LANG listing.
       MaxCapaLines: int
       /// Most entries in a LIST/UIDL listing when no STAT count bounds it.
       MaxListingEntries: uint64

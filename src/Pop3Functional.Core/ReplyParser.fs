@@ -203,7 +203,8 @@ module ReplyParser =
                 // and rescanning it for every '>' would make the search quadratic.
                 let openAt = text.LastIndexOf('<', close, close - from + 1)
 
-                if openAt >= from then
+                // "<a<b@c>": the msg-id is nested in an unclosed "<"; no APOP (CVE-2007-1558).
+                if openAt >= from && text.IndexOf('<', from) = openAt then
                     let candidate = text.Substring(openAt, close - openAt + 1)
 
                     if valid candidate then

@@ -138,28 +138,27 @@ module Session =
             let hasFinal (id: RequestId) =
                 c.Out
                 |> Seq.exists (function
-                    | Output.Emit(Event.Answered(i, Reply.MessageFollows _)) -> false
+                    | Output.Emit(Event.Answered(_, Reply.MessageFollows _)) -> false
                     | Output.Emit(Event.Answered(i, _) | Event.BodyEnded(i, _) | Event.Rejected(i, _) | Event.Aborted(i, _)) ->
                         i = id
                     | _ -> false)
 
             // A reply can break the protocol after its request left InFlight (a bad STAT or LIST n
-            // payload, a bad listing); that request still needs its one final event.
+            // payload, a bad listing, bytes after +OK to STLS); that request still needs its one
+            // final event.
             let pending =
                 match c.Replying with
                 | Some p when not (pending |> List.exists (fun q -> q.Id = p.Id)) && not (hasFinal p.Id) -> p :: pending
                 | _ -> pending
 
+            // The login request is answered only once the snapshot is fixed (DESIGN §12).
             match phase with
-            | Phase.OpeningMailbox(login, _) -> emit c (Event.Aborted(login, err))
+            | Phase.OpeningMailbox(login, _) when not (hasFinal login) -> emit c (Event.Aborted(login, err))
             | _ -> ()
 
             for p in pending do
                 if p.Id > 0L then
                     emit c (Event.Aborted(p.Id, err))
-
-            if Transitions.has phase.Kind Trigger.Violation PhaseKind.Failed then
-                ()
 
             c.S <-
                 { c.S with
@@ -175,19 +174,6 @@ module Session =
 
     let private protocolFail (c: Ctx) kind command message =
         failWith c (Pop3Error.Protocol(Err.protocol kind command message))
-
-    /// Fails the session over the reply to p, which popHead already took off InFlight: p gets its
-    /// Aborted event too, so that every request still has exactly one final event.
-    let private failAnswering (c: Ctx) (p: Pending) kind command message =
-        match c.S.Phase with
-        | Phase.Failed _ -> ()
-        | _ ->
-            let err = Pop3Error.Protocol(Err.protocol kind command message)
-
-            if p.Id > 0L then
-                emit c (Event.Aborted(p.Id, err))
-
-            failWith c err
 
     let private pipelining (s: SessionState) =
         s.Options.UsePipelining && s.Capabilities.Pipelining
@@ -519,14 +505,6 @@ module Session =
             onValue v
         | Error(struct (kind, reason)) -> protocolFail c kind command $"{command}: {reason}"
 
-    /// parsedOr for a reply whose request is no longer in flight.
-    let private parsedOrAbort (c: Ctx) (p: Pending) (command: string) (parsed: Parsed<'T>) (onValue: 'T -> unit) =
-        match parsed with
-        | Ok(struct (v, quirks)) ->
-            reportQuirks c quirks
-            onValue v
-        | Error(struct (kind, reason)) -> failAnswering c p kind command $"{command}: {reason}"
-
     let private statusPayload (line: ReadOnlyMemory<byte>) =
         // After "+OK " (the status keyword is 3 octets whatever its case).
         if line.Length > 4 then line.Slice 4 else ReadOnlyMemory.Empty
@@ -546,7 +524,7 @@ module Session =
 
         match p.Request, c.S.Phase with
         | Request.Stat, Phase.OpeningMailbox(login, loginStatus) when p.Id < 0L ->
-            parsedOrAbort c p keyword (ReplyParser.stat c.S.Options.Quirks (statusPayload line).Span) (fun st ->
+            parsedOr c keyword (ReplyParser.stat c.S.Options.Quirks (statusPayload line).Span) (fun st ->
                 let snapshot =
                     { Count = st.Count
                       Octets = st.Octets
@@ -555,25 +533,23 @@ module Session =
                 move c (Trigger.Ok "STAT") (Phase.Transaction snapshot)
                 emit c (Event.Answered(login, Reply.LoggedIn(loginStatus, snapshot))))
         | Request.Stat, _ ->
-            parsedOrAbort c p keyword (ReplyParser.stat c.S.Options.Quirks (statusPayload line).Span) (fun st ->
+            parsedOr c keyword (ReplyParser.stat c.S.Options.Quirks (statusPayload line).Span) (fun st ->
                 answer c p (Reply.Stat st))
         | Request.List(Some n), _ ->
-            parsedOrAbort c p keyword (ReplyParser.listEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->
+            parsedOr c keyword (ReplyParser.listEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->
                 if e.Number <> n then
-                    failAnswering
+                    protocolFail
                         c
-                        p
                         ProtocolErrorKind.WrongMessageNumber
                         keyword
                         $"LIST {n} was answered for message {e.Number}"
                 else
                     answer c p (Reply.ListEntry e))
         | Request.Uidl(Some n), _ ->
-            parsedOrAbort c p keyword (ReplyParser.uidEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->
+            parsedOr c keyword (ReplyParser.uidEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->
                 if e.Number <> n then
-                    failAnswering
+                    protocolFail
                         c
-                        p
                         ProtocolErrorKind.WrongMessageNumber
                         keyword
                         $"UIDL {n} was answered for message {e.Number}"
@@ -587,9 +563,8 @@ module Session =
         | Request.Stls, Phase.AwaitingStlsReply(info, _) ->
             if moreBytes then
                 // RFC 2595 §4: TLS starts right after the CRLF; anything already here is injected.
-                failAnswering
+                protocolFail
                     c
-                    p
                     ProtocolErrorKind.ResponseInjection
                     keyword
                     "the server sent bytes after +OK to STLS and before the TLS handshake; they could be injected (CVE-2021-22947), so the session is aborted"
@@ -648,7 +623,7 @@ module Session =
                 | Phase.OpeningMailbox _ -> move c (Trigger.Err "CAPA") phase
                 | _ -> ()
             else
-                failAnswering c p ProtocolErrorKind.BadStatusLine keyword $"CAPA refused ({err.Message}) and the missing-capa quirk is not enabled"
+                protocolFail c ProtocolErrorKind.BadStatusLine keyword $"CAPA refused ({err.Message}) and the missing-capa quirk is not enabled"
         | Request.User _, Phase.AwaitingUserReply(info, _) ->
             move c (Trigger.Err "USER") (Phase.Authorization info)
             rejected ()
@@ -657,9 +632,8 @@ module Session =
             rejected ()
         | Request.Stls, Phase.AwaitingStlsReply(info, byCore) ->
             if byCore || c.S.Options.Tls = TlsMode.StartTlsRequired then
-                failAnswering
+                protocolFail
                     c
-                    p
                     ProtocolErrorKind.TlsUnavailable
                     keyword
                     $"{err.Message}; TLS is required, so the session ends without sending anything secret"
@@ -667,9 +641,8 @@ module Session =
                 move c (Trigger.Err "STLS") (Phase.Authorization info)
                 rejected ()
         | Request.Stat, Phase.OpeningMailbox _ when p.Id < 0L ->
-            failAnswering
+            protocolFail
                 c
-                p
                 ProtocolErrorKind.SnapshotUnavailable
                 keyword
                 $"STAT after login was refused ({err.Message}); without the mailbox snapshot message numbers cannot be checked"
@@ -677,6 +650,26 @@ module Session =
             c.S <-
                 { c.S with
                     Phase = Phase.Transaction { snapshot with Deleted = snapshot.Deleted.Remove n } }
+
+            rejected ()
+        | Request.Rset, Phase.Transaction snapshot ->
+            // The marks were cleared when RSET was submitted; the server kept them.
+            c.S <-
+                { c.S with
+                    Phase = Phase.Transaction { snapshot with Deleted = Set.union snapshot.Deleted p.DeletedBefore } }
+
+            rejected ()
+        | Request.Rset, Phase.AwaitingQuitReply(Some snapshot) ->
+            c.S <-
+                { c.S with
+                    Phase = Phase.AwaitingQuitReply(Some { snapshot with Deleted = Set.union snapshot.Deleted p.DeletedBefore }) }
+
+            rejected ()
+        | Request.Dele n, Phase.AwaitingQuitReply(Some snapshot) ->
+            // QUIT was queued behind this DELE: the refused mark must not be reported as committed.
+            c.S <-
+                { c.S with
+                    Phase = Phase.AwaitingQuitReply(Some { snapshot with Deleted = snapshot.Deleted.Remove n }) }
 
             rejected ()
         | Request.Quit, Phase.AwaitingQuitReply _ ->
@@ -690,7 +683,7 @@ module Session =
         | Request.List _ -> ListingAcc.Entries([], 0UL)
         | Request.Uidl _ -> ListingAcc.Uids([], 0UL)
         | Request.Capa -> ListingAcc.Capa(Capabilities.Empty, 0)
-        | _ -> ListingAcc.Languages []
+        | _ -> ListingAcc.Languages([], 0)
 
     let private cancelAndFail (c: Ctx) kind message =
         match Command.saslLine None with
@@ -847,9 +840,8 @@ module Session =
 
         match duplicate with
         | Some i ->
-            failAnswering
+            protocolFail
                 c
-                p
                 ProtocolErrorKind.DuplicateMessageNumber
                 keyword
                 $"{keyword} listed message {sorted[i]} twice"
@@ -868,16 +860,14 @@ module Session =
                 | None -> false
 
             if disorder && not (quirks.Contains Quirk.ListingOutOfOrder) then
-                failAnswering
+                protocolFail
                     c
-                    p
                     ProtocolErrorKind.BadListing
                     keyword
                     $"{keyword} listed messages out of order and that quirk is not enabled"
             elif gaps && not (quirks.Contains Quirk.ListingGaps) then
-                failAnswering
+                protocolFail
                     c
-                    p
                     ProtocolErrorKind.BadListing
                     keyword
                     $"{keyword} skipped messages not deleted in this session and that quirk is not enabled"
@@ -908,7 +898,7 @@ module Session =
                 let dup = seq { 1 .. uids.Length - 1 } |> Seq.exists (fun i -> uids[i] = uids[i - 1])
 
                 if dup && not (c.S.Options.Quirks.Contains Quirk.DuplicateUids) then
-                    failAnswering c p ProtocolErrorKind.BadUid keyword "UIDL listed the same UID for two messages"
+                    protocolFail c ProtocolErrorKind.BadUid keyword "UIDL listed the same UID for two messages"
                 else
                     if dup then
                         reportQuirks c [ Quirk.DuplicateUids ]
@@ -927,7 +917,7 @@ module Session =
             | Phase.AwaitingCapa _ when p.Id < 0L -> afterCapa c (Trigger.Ok "CAPA")
             | Phase.OpeningMailbox _ -> move c (Trigger.Ok "CAPA") c.S.Phase
             | _ -> ()
-        | ListingAcc.Languages entries -> answer c p (Reply.Languages(List.rev entries))
+        | ListingAcc.Languages(entries, _) -> answer c p (Reply.Languages(List.rev entries))
 
     let private onListingLine (c: Ctx) (p: Pending) (acc: ListingAcc) (line: ReadOnlyMemory<byte>) =
         let span = line.Span
@@ -954,28 +944,42 @@ module Session =
                         $"{keyword} listed message {n}, but STAT counted {snap.Count} at login"
                 | _ -> onOk ()
 
+            // DESIGN §5: a listing holds at most the STAT count (numbers are unique), else the limit.
+            let maxEntries =
+                match currentCount c.S with
+                | Some snap -> min snap.Count limits.MaxListingEntries
+                | None -> limits.MaxListingEntries
+
+            let tooMany () =
+                protocolFail c ProtocolErrorKind.ListingTooLong keyword $"{keyword} sent more than {maxEntries} entries"
+
             match acc with
             | ListingAcc.Entries(entries, count) ->
-                if count + 1UL > limits.MaxListingEntries then
-                    protocolFail c ProtocolErrorKind.ListingTooLong keyword $"{keyword} sent more than {limits.MaxListingEntries} entries"
-                else
-                    parsedOr c keyword (ReplyParser.listEntry quirks item.Span) (fun e ->
-                        checkNumber e.Number (fun () -> set (ListingAcc.Entries(e :: entries, count + 1UL))))
+                parsedOr c keyword (ReplyParser.listEntry quirks item.Span) (fun e ->
+                    checkNumber e.Number (fun () ->
+                        if count + 1UL > maxEntries then
+                            tooMany ()
+                        else
+                            set (ListingAcc.Entries(e :: entries, count + 1UL))))
             | ListingAcc.Uids(entries, count) ->
-                if count + 1UL > limits.MaxListingEntries then
-                    protocolFail c ProtocolErrorKind.ListingTooLong keyword $"{keyword} sent more than {limits.MaxListingEntries} entries"
-                else
-                    parsedOr c keyword (ReplyParser.uidEntry quirks item.Span) (fun e ->
-                        checkNumber e.Number (fun () -> set (ListingAcc.Uids(e :: entries, count + 1UL))))
+                parsedOr c keyword (ReplyParser.uidEntry quirks item.Span) (fun e ->
+                    checkNumber e.Number (fun () ->
+                        if count + 1UL > maxEntries then
+                            tooMany ()
+                        else
+                            set (ListingAcc.Uids(e :: entries, count + 1UL))))
             | ListingAcc.Capa(caps, lines) ->
                 if lines + 1 > limits.MaxCapaLines then
                     protocolFail c ProtocolErrorKind.ListingTooLong keyword $"CAPA sent more than {limits.MaxCapaLines} lines"
                 else
                     let text = ReplyParser.decode c.S.Utf8Active item.Span
                     set (ListingAcc.Capa(ReplyParser.capabilityLine caps text, lines + 1))
-            | ListingAcc.Languages entries ->
-                parsedOr c keyword (ReplyParser.languageEntry c.S.Utf8Active item.Span) (fun e ->
-                    set (ListingAcc.Languages(e :: entries)))
+            | ListingAcc.Languages(entries, count) ->
+                if count + 1 > limits.MaxCapaLines then
+                    protocolFail c ProtocolErrorKind.ListingTooLong keyword $"LANG sent more than {limits.MaxCapaLines} lines"
+                else
+                    parsedOr c keyword (ReplyParser.languageEntry c.S.Utf8Active item.Span) (fun e ->
+                        set (ListingAcc.Languages(e :: entries, count + 1)))
 
     let private onLine (c: Ctx) (line: ReadOnlyMemory<byte>) (bareLf: bool) (moreBytes: bool) =
         let command =

@@ -82,7 +82,7 @@ type ListingAcc =
     | Entries of ListEntry list * count: uint64
     | Uids of UidEntry list * count: uint64
     | Capa of Capabilities * lines: int
-    | Languages of LanguageEntry list
+    | Languages of LanguageEntry list * count: int
 
 /// What the reader expects next from the server.
 [<RequireQualifiedAccess>]

@@ -259,7 +259,7 @@ let tests =
                       "<a@b>", Some "<a@b>"
                       "ready <1@x> <2@y>", Some "<1@x>"
                       "ready <bad> then <good@x>", Some "<good@x>"
-                      "nested <<a@b>", Some "<a@b>"
+                      "a '<' left open before <a@b> makes it ambiguous", None
                       "no timestamp at all", None
                       "no at sign <1896.697170952>", None
                       "two at signs <a@b@c>", None

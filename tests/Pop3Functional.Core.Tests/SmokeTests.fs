@@ -109,3 +109,27 @@ let purity =
 
               for bad in [ "System.Net.Sockets"; "System.Net.Primitives"; "System.Net.Security"; "System.Threading.Thread"; "System.Console"; "System.IO.FileSystem" ] do
                   Expect.isFalse (Array.contains bad references) $"{bad} is referenced" ]
+
+[<Tests>]
+let rsetRefused =
+    testCase "RSET refused with -ERR restores the deletion marks, so QUIT reports what the server still holds"
+    <| fun () ->
+        let s0 = loggedIn plain 3 false
+
+        let _, outs =
+            runAll
+                s0
+                [ Input.Submit(10L, Request.Dele 1UL)
+                  received "+OK\r\n"
+                  Input.Submit(11L, Request.Rset)
+                  received "-ERR [SYS/TEMP] cannot reset now\r\n"
+                  Input.Submit(12L, Request.Quit)
+                  received "+OK bye\r\n" ]
+
+        let quit =
+            events outs
+            |> List.pick (function
+                | Event.Answered(12L, Reply.Quit q) -> Some q
+                | _ -> None)
+
+        Expect.equal quit.DeletionsCommitted [ 1UL ] "the server still had message 1 marked"
