@@ -107,11 +107,11 @@ let quick () =
 
     let groups =
         [ small,
-          15,
+          40,
           [ "Baseline", baselineRun small receive
             "Session", sessionRun small receive
             "Machine", machineRun small receive ]
-          large, 7, [ "Baseline", baselineRun large receive; "Session", sessionRun large receive ] ]
+          large, 20, [ "Baseline", baselineRun large receive; "Session", sessionRun large receive ] ]
 
     printfn "Quick run: median of timed runs after 3 warm-ups; MB/s = wire octets / time (MB = 10^6)."
     printfn "Ratio = time / baseline time (1.00 = as fast as the hand-written decoder)."
@@ -119,6 +119,8 @@ let quick () =
     printfn "%-14s %-9s %12s %10s %10s %10s %8s" "stream" "decoder" "wire octets" "median ms" "MB/s" "best MB/s" "ratio"
 
     for stream, runs, decoders in groups do
+        printfn ""
+
         for _, run in decoders do
             for _ in 1..3 do
                 timeOnce run |> ignore
@@ -146,11 +148,50 @@ let quick () =
                 (mb / List.min ts)
                 (m / baseline)
 
+/// --profile <seconds>: decodes the 2,000 x 4 KiB stream through the session in a loop, for an
+/// external profiler (perf with DOTNET_PerfMapEnabled=1); prints the runs done.
+let profile (seconds: float) =
+    let receive = Array.zeroCreate<byte> ChunkSize
+    let small = Benchmarks.small.Value
+    let sw = Stopwatch.StartNew()
+    let mutable runs = 0
+
+    while sw.Elapsed.TotalSeconds < seconds do
+        (sessionRun small receive ()) () |> ignore
+        runs <- runs + 1
+
+    printfn "%d runs in %.1f s" runs sw.Elapsed.TotalSeconds
+
+/// Login plus submitting N RETR requests up front (the set-up the other figures exclude): the
+/// time and allocation should grow linearly with N.
+let submission () =
+    printfn ""
+    printfn "Set-up: login, then Submit RETR 1..N up front (median of 5 runs)."
+    printfn "%-10s %10s %14s %14s" "N" "ms" "allocated" "B/request"
+
+    for n in [ 2000; 8000 ] do
+        let stream = build $"{n} x 100" n 100 76 0
+        sessionReady stream |> ignore
+        let times = ResizeArray<float>()
+        let mutable bytes = 0L
+
+        for _ in 1..5 do
+            let before = GC.GetAllocatedBytesForCurrentThread()
+            let sw = Stopwatch.StartNew()
+            sessionReady stream |> ignore
+            times.Add sw.Elapsed.TotalMilliseconds
+            bytes <- GC.GetAllocatedBytesForCurrentThread() - before
+
+        printfn "%-10d %10.1f %14d %14.0f" n (median (List.ofSeq times)) bytes (float bytes / float n)
+
 [<EntryPoint>]
 let main args =
     match args with
     | [| "--alloc" |] -> alloc ()
-    | [| "--quick" |] -> quick ()
+    | [| "--quick" |] ->
+        quick ()
+        submission ()
+    | [| "--profile"; seconds |] -> profile (float seconds)
     | _ -> Benchmarks.run args
 
     0
