@@ -184,11 +184,22 @@ module Session =
         let mutable go = true
 
         while go do
+            // Keep the queue's front non-empty in the state itself, so that looking at the next
+            // command is O(1): Fifo.TryPeek reverses Back on every call while Front is empty, and
+            // a look that cannot send (a full window) would throw that work away each time.
+            match c.S.Waiting with
+            | { Front = []; Back = _ :: _ } as w ->
+                c.S <-
+                    { c.S with
+                        Waiting = { Front = List.rev w.Back; Back = [] } }
+            | _ -> ()
+
             let s = c.S
 
-            match s.Waiting.TryPeek with
-            | None -> go <- false
-            | Some(p, rest) ->
+            match s.Waiting.Front with
+            | [] -> go <- false
+            | p :: front ->
+                let rest = { s.Waiting with Front = front }
                 let limits = s.Options.Limits
 
                 let canSend =
@@ -427,9 +438,11 @@ module Session =
         let s = c.S
         let keyword = request.Keyword
 
+        // Scans the queue in place: Waiting.ToList() would copy it on every submit.
         let isDuplicate () =
             s.InFlight |> List.exists (fun p -> p.Id = id)
-            || s.Waiting.ToList() |> List.exists (fun p -> p.Id = id)
+            || s.Waiting.Front |> List.exists (fun p -> p.Id = id)
+            || s.Waiting.Back |> List.exists (fun p -> p.Id = id)
             || (match s.Phase with
                 | Phase.OpeningMailbox(login, _) -> login = id
                 | _ -> false)
