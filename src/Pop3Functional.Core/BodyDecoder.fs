@@ -18,12 +18,14 @@ type BodyCursor =
 /// The result of decoding one chunk of a multi-line body.
 [<Struct>]
 type BodyProgress =
-    { Cursor: BodyCursor
-      /// Position in the chunk after the bytes consumed (after the terminator when Ended).
-      Next: int
-      Ended: bool
-      /// The terminator was ".LF" (a bare-LF server).
-      BareLfTerminator: bool }
+    {
+        Cursor: BodyCursor
+        /// Position in the chunk after the bytes consumed (after the terminator when Ended).
+        Next: int
+        Ended: bool
+        /// The terminator was ".LF" (a bare-LF server).
+        BareLfTerminator: bool
+    }
 
 /// Streams a multi-line body: dot-unstuffing by skipping, the terminator found across any chunk
 /// boundary, data handed out as slices of the received chunk (no copy, no per-line allocation).
@@ -146,7 +148,9 @@ module BodyDecoder =
             flush len
             p <- len
 
-        { Cursor = (if ended then BodyCursor.LineStart else cursor)
-          Next = p
-          Ended = ended
-          BareLfTerminator = bareLf }
+        {
+            Cursor = (if ended then BodyCursor.LineStart else cursor)
+            Next = p
+            Ended = ended
+            BareLfTerminator = bareLf
+        }

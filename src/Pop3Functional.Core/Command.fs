@@ -68,9 +68,11 @@ type Request =
 
 /// A command line ready to send, with the form that may be logged (secrets replaced).
 type EncodedCommand =
-    { Bytes: ReadOnlyMemory<byte>
-      /// The line without CRLF, with every secret replaced by ********; safe to log.
-      LogText: string }
+    {
+        Bytes: ReadOnlyMemory<byte>
+        /// The line without CRLF, with every secret replaced by ********; safe to log.
+        LogText: string
+    }
 
 /// The wire codec for commands (RFC 1939 §3, RFC 2449 §3–4, RFC 5034 §4).
 [<RequireQualifiedAccess>]
@@ -122,7 +124,12 @@ module Command =
             || c = '-'
             || c = '_'
 
-        if isNull value || value.Length = 0 || value.Length > 20 || not (Seq.forall ok value) then
+        if
+            isNull value
+            || value.Length = 0
+            || value.Length > 20
+            || not (Seq.forall ok value)
+        then
             refuse
                 UsageErrorKind.InvalidArgument
                 "AUTH"
@@ -173,8 +180,10 @@ module Command =
             bytes[at + 1] <- Bytes.LF
 
             Ok
-                { Bytes = ReadOnlyMemory bytes
-                  LogText = logText }
+                {
+                    Bytes = ReadOnlyMemory bytes
+                    LogText = logText
+                }
 
     let private sp = [| Bytes.Space |]
     let private num (n: uint64) = string n
@@ -211,7 +220,10 @@ module Command =
             validateToken k "user name" name
             |> Result.bind (fun _ -> validateSecret k "secret" secret)
             |> Result.bind (fun _ ->
-                refuse UsageErrorKind.ApopUnavailable k "APOP needs the greeting's timestamp; encode it with Command.apop")
+                refuse
+                    UsageErrorKind.ApopUnavailable
+                    k
+                    "APOP needs the greeting's timestamp; encode it with Command.apop")
         | Request.Stat
         | Request.Noop
         | Request.Rset
@@ -226,7 +238,9 @@ module Command =
         | Request.Uidl(Some n)
         | Request.Retr n
         | Request.Dele n -> validateMessageNumber k n |> Result.bind (fun n -> plain limit k [ num n ])
-        | Request.Top(n, lines) -> validateMessageNumber k n |> Result.bind (fun n -> plain limit k [ num n; num lines ])
+        | Request.Top(n, lines) ->
+            validateMessageNumber k n
+            |> Result.bind (fun n -> plain limit k [ num n; num lines ])
         | Request.Lang(Some tag) -> validateLanguage tag |> Result.bind (fun t -> plain limit k [ t ])
         | Request.Auth(mech, None) -> validateMechanism mech |> Result.bind (fun m -> plain limit k [ m ])
         | Request.Auth(mech, Some ir) ->

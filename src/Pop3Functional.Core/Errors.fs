@@ -32,11 +32,13 @@ type UsageErrorKind =
 
 /// The caller asked for something illegal. Refused before any byte is sent; the session is unchanged.
 type UsageError =
-    { Kind: UsageErrorKind
-      /// The command keyword the request would have sent ("RETR"), or "" when none.
-      Command: string
-      /// A sentence a person can act on.
-      Message: string }
+    {
+        Kind: UsageErrorKind
+        /// The command keyword the request would have sent ("RETR"), or "" when none.
+        Command: string
+        /// A sentence a person can act on.
+        Message: string
+    }
 
     override this.ToString() = this.Message
 
@@ -82,22 +84,26 @@ type ProtocolErrorKind =
 
 /// The server broke the protocol. The session moves to a sticky Failed state.
 type ProtocolError =
-    { Kind: ProtocolErrorKind
-      /// The command whose reply broke the protocol ("LIST"), or "" for the greeting or unsolicited data.
-      Command: string
-      /// A sentence a person can act on; server text in it has its control characters escaped.
-      Message: string }
+    {
+        Kind: ProtocolErrorKind
+        /// The command whose reply broke the protocol ("LIST"), or "" for the greeting or unsolicited data.
+        Command: string
+        /// A sentence a person can act on; server text in it has its control characters escaped.
+        Message: string
+    }
 
     override this.ToString() = this.Message
 
 /// The server answered -ERR. A normal value: the session goes on where the protocol allows.
 type ServerError =
-    { /// The command that was refused ("PASS"), or "" for the greeting.
-      Command: string
-      /// The response code in brackets, when the server sent one (RFC 2449 §8, RFC 3206).
-      Code: ResponseCode option
-      /// The server's text after the code, exactly as sent (decoded as Latin-1, or UTF-8 in UTF8 mode).
-      Text: string }
+    {
+        /// The command that was refused ("PASS"), or "" for the greeting.
+        Command: string
+        /// The response code in brackets, when the server sent one (RFC 2449 §8, RFC 3206).
+        Code: ResponseCode option
+        /// The server's text after the code, exactly as sent (decoded as Latin-1, or UTF-8 in UTF8 mode).
+        Text: string
+    }
 
     /// A sentence for people: the command, the code and the server's text with controls escaped.
     member this.Message =
@@ -113,13 +119,15 @@ type ServerError =
 
 /// A transport failure reported by the shell (connect, DNS, TLS, timeout, reset), kept as data.
 type TransportError =
-    { /// What was being done ("connect", "TLS handshake", "read", "write").
-      Operation: string
-      /// The remote endpoint, or "" when unknown.
-      Endpoint: string
-      Message: string
-      /// The underlying exception, for diagnostics only.
-      Exception: exn option }
+    {
+        /// What was being done ("connect", "TLS handshake", "read", "write").
+        Operation: string
+        /// The remote endpoint, or "" when unknown.
+        Endpoint: string
+        Message: string
+        /// The underlying exception, for diagnostics only.
+        Exception: exn option
+    }
 
     override this.ToString() = this.Message
 
@@ -148,18 +156,23 @@ type Pop3Error =
 [<RequireQualifiedAccess>]
 module internal Err =
     let usage kind command message : UsageError =
-        { Kind = kind
-          Command = command
-          Message = message }
+        {
+            Kind = kind
+            Command = command
+            Message = message
+        }
 
     let protocol kind command message : ProtocolError =
-        { Kind = kind
-          Command = command
-          Message = message }
+        {
+            Kind = kind
+            Command = command
+            Message = message
+        }
 
     /// Quotes server bytes for an error message: control characters escaped, long text cut.
     let quote (s: string) =
         let s = if s.Length > 120 then s.Substring(0, 120) + "…" else s
         "\"" + Bytes.escapeControls s + "\""
 
-    let n (x: uint64) = x.ToString("N0", Globalization.CultureInfo.InvariantCulture)
+    let n (x: uint64) =
+        x.ToString("N0", Globalization.CultureInfo.InvariantCulture)

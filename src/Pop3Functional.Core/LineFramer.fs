@@ -42,7 +42,7 @@ module LineFramer =
                     if partial.Length = 0 then
                         chunk.Slice(start, lf)
                     else
-                        let buffer = Array.zeroCreate<byte> (partial.Length + lf)
+                        let buffer = Array.zeroCreate<byte>(partial.Length + lf)
                         partial.CopyTo(buffer, 0)
                         span.Slice(0, lf).CopyTo(buffer.AsSpan partial.Length)
                         ReadOnlyMemory buffer

@@ -52,92 +52,111 @@ type Quirk =
 
     /// Every quirk, in declaration order.
     static member All =
-        [ BareLineFeed
-          LowercaseStatus
-          EmptyStatusText
-          ExtraSpaces
-          ListingOutOfOrder
-          ListingGaps
-          DuplicateUids
-          NumbersAbove2Pow31
-          MissingCapa
-          LongUids ]
+        [
+            BareLineFeed
+            LowercaseStatus
+            EmptyStatusText
+            ExtraSpaces
+            ListingOutOfOrder
+            ListingGaps
+            DuplicateUids
+            NumbersAbove2Pow31
+            MissingCapa
+            LongUids
+        ]
 
 /// Limits on everything a server can make the client hold (DESIGN §5). Each is configurable.
 type Limits =
-    { /// Longest status line or listing line, CRLF included. RFC 2449 allows 512; real servers send more.
-      MaxLineOctets: int
-      /// Longest command line we send, CRLF included (RFC 2449 §4).
-      MaxCommandOctets: int
-      /// Most lines in a CAPA answer or a LANG listing.
-      MaxCapaLines: int
-      /// Most entries in a LIST/UIDL listing when no STAT count bounds it.
-      MaxListingEntries: uint64
-      /// Largest decoded SASL challenge (RFC 5034 §4 leaves it to the mechanism).
-      MaxSaslChallengeOctets: int
-      /// Most SASL challenges in one AUTH exchange.
-      MaxSaslRounds: int
-      /// Largest message body delivered; None for unlimited (the body is streamed, never buffered).
-      MaxMessageOctets: uint64 option
-      /// Most commands in flight when the server offers PIPELINING.
-      PipelineMaxCommands: int
-      /// Most command octets in flight when the server offers PIPELINING.
-      PipelineMaxOctets: int }
+    {
+        /// Longest status line or listing line, CRLF included. RFC 2449 allows 512; real servers send more.
+        MaxLineOctets: int
+        /// Longest command line we send, CRLF included (RFC 2449 §4).
+        MaxCommandOctets: int
+        /// Most lines in a CAPA answer or a LANG listing.
+        MaxCapaLines: int
+        /// Most entries in a LIST/UIDL listing when no STAT count bounds it.
+        MaxListingEntries: uint64
+        /// Largest decoded SASL challenge (RFC 5034 §4 leaves it to the mechanism).
+        MaxSaslChallengeOctets: int
+        /// Most SASL challenges in one AUTH exchange.
+        MaxSaslRounds: int
+        /// Largest message body delivered; None for unlimited (the body is streamed, never buffered).
+        MaxMessageOctets: uint64 option
+        /// Most commands in flight when the server offers PIPELINING.
+        PipelineMaxCommands: int
+        /// Most command octets in flight when the server offers PIPELINING.
+        PipelineMaxOctets: int
+    }
 
     /// The defaults of DESIGN §5.
     static member Default =
-        { MaxLineOctets = 8192
-          MaxCommandOctets = 255
-          MaxCapaLines = 1000
-          MaxListingEntries = 10_000_000UL
-          MaxSaslChallengeOctets = 65536
-          MaxSaslRounds = 16
-          MaxMessageOctets = None
-          PipelineMaxCommands = 32
-          PipelineMaxOctets = 4096 }
+        {
+            MaxLineOctets = 8192
+            MaxCommandOctets = 255
+            MaxCapaLines = 1000
+            MaxListingEntries = 10_000_000UL
+            MaxSaslChallengeOctets = 65536
+            MaxSaslRounds = 16
+            MaxMessageOctets = None
+            PipelineMaxCommands = 32
+            PipelineMaxOctets = 4096
+        }
 
     /// RFC 2449's 512-octet response lines, for a strict profile.
     static member Strict =
         { Limits.Default with
-            MaxLineOctets = 512 }
+            MaxLineOctets = 512
+        }
 
 /// Everything that shapes a session. Build one with Options.Default and copy-and-update.
 type Options =
-    { Tls: TlsMode
-      /// Allows USER/PASS and password-revealing SASL mechanisms over a connection without TLS.
-      AllowPlaintextCredentials: bool
-      /// Quirks tolerated; any quirk not listed is a ProtocolError when met.
-      Quirks: Set<Quirk>
-      Limits: Limits
-      /// Pipelines commands when the server advertises PIPELINING (RFC 2449 §6.6).
-      UsePipelining: bool }
+    {
+        Tls: TlsMode
+        /// Allows USER/PASS and password-revealing SASL mechanisms over a connection without TLS.
+        AllowPlaintextCredentials: bool
+        /// Quirks tolerated; any quirk not listed is a ProtocolError when met.
+        Quirks: Set<Quirk>
+        Limits: Limits
+        /// Pipelines commands when the server advertises PIPELINING (RFC 2449 §6.6).
+        UsePipelining: bool
+    }
 
     /// Implicit TLS, every quirk but LongUids tolerated, DESIGN §5 limits, pipelining when offered.
     static member Default =
-        { Tls = TlsMode.Implicit
-          AllowPlaintextCredentials = false
-          Quirks = Set.ofList Quirk.All |> Set.remove Quirk.LongUids
-          Limits = Limits.Default
-          UsePipelining = true }
+        {
+            Tls = TlsMode.Implicit
+            AllowPlaintextCredentials = false
+            Quirks = Set.ofList Quirk.All |> Set.remove Quirk.LongUids
+            Limits = Limits.Default
+            UsePipelining = true
+        }
 
     /// RFC behaviour only: 512-octet lines and no deviation tolerated. It keeps the three
     /// "quirks" that RFC 1939 itself allows (empty status text, 64-bit numbers, no CAPA).
     static member Strict =
         { Options.Default with
             Quirks = Set.ofList [ Quirk.EmptyStatusText; Quirk.NumbersAbove2Pow31; Quirk.MissingCapa ]
-            Limits = Limits.Strict }
+            Limits = Limits.Strict
+        }
 
     /// A copy with another TLS mode (for C# callers; F# callers use copy-and-update).
     member o.WithTls(mode: TlsMode) = { o with Tls = mode }
 
     /// A copy that allows or forbids passwords over a connection without TLS.
     member o.WithPlaintextCredentials(allow: bool) =
-        { o with AllowPlaintextCredentials = allow }
+        { o with
+            AllowPlaintextCredentials = allow
+        }
 
     /// A copy with a quirk tolerated (true) or refused (false).
     member o.WithQuirk(quirk: Quirk, tolerated: bool) =
         { o with
-            Quirks = (if tolerated then o.Quirks.Add quirk else o.Quirks.Remove quirk) }
+            Quirks =
+                (if tolerated then
+                     o.Quirks.Add quirk
+                 else
+                     o.Quirks.Remove quirk)
+        }
 
     /// A copy with other limits.
     member o.WithLimits(limits: Limits) = { o with Limits = limits }

@@ -98,7 +98,10 @@ type Pop3Request internal (request: Request) =
     static member Noop() = Pop3Request Request.Noop
     static member Rset() = Pop3Request Request.Rset
     static member Quit() = Pop3Request Request.Quit
-    static member Top(message: uint64, lines: uint64) = Pop3Request(Request.Top(message, lines))
+
+    static member Top(message: uint64, lines: uint64) =
+        Pop3Request(Request.Top(message, lines))
+
     static member Uidl() = Pop3Request(Request.Uidl None)
     static member Uidl(message: uint64) = Pop3Request(Request.Uidl(Some message))
     static member Capa() = Pop3Request Request.Capa
@@ -106,7 +109,9 @@ type Pop3Request internal (request: Request) =
     static member Utf8() = Pop3Request Request.Utf8
     static member Lang() = Pop3Request(Request.Lang None)
     static member Lang(tag: string) = Pop3Request(Request.Lang(Some tag))
-    static member Auth(mechanism: string) = Pop3Request(Request.Auth(mechanism, None))
+
+    static member Auth(mechanism: string) =
+        Pop3Request(Request.Auth(mechanism, None))
 
     static member Auth(mechanism: string, initialResponse: Secret) =
         Pop3Request(Request.Auth(mechanism, Option.ofObj initialResponse))
@@ -129,8 +134,11 @@ type Pop3Capabilities internal (caps: Capabilities) =
     member _.Utf8User = (caps.Utf8 = Some true)
     /// The IMPLEMENTATION text, or null.
     member _.Implementation = Option.toObj caps.Implementation
+
     /// LOGIN-DELAY seconds, or null.
-    member _.LoginDelaySeconds = caps.LoginDelay |> Option.map _.Seconds |> Option.toNullable
+    member _.LoginDelaySeconds =
+        caps.LoginDelay |> Option.map _.Seconds |> Option.toNullable
+
     /// True when EXPIRE was sent as NEVER.
     member _.ExpireNever = (caps.Expire |> Option.exists (fun e -> e.Days.IsNone))
     /// EXPIRE days, or null (also null for NEVER).
@@ -202,10 +210,12 @@ type Pop3Machine(options: Options) =
     let outputs = Queue<Pop3Output>()
 
     let convert (o: Output) : Pop3Output =
-        let ev kind = Pop3Output(Pop3OutputKind.Event, kind, Source = o)
+        let ev kind =
+            Pop3Output(Pop3OutputKind.Event, kind, Source = o)
 
         match o with
-        | Output.Send cmd -> Pop3Output(Pop3OutputKind.Send, Pop3EventKind.None, Bytes = cmd.Bytes, LogText = cmd.LogText, Source = o)
+        | Output.Send cmd ->
+            Pop3Output(Pop3OutputKind.Send, Pop3EventKind.None, Bytes = cmd.Bytes, LogText = cmd.LogText, Source = o)
         | Output.StartTls -> Pop3Output(Pop3OutputKind.StartTls, Pop3EventKind.None, Source = o)
         | Output.Close -> Pop3Output(Pop3OutputKind.Close, Pop3EventKind.None, Source = o)
         | Output.Emit e ->
@@ -216,7 +226,11 @@ type Pop3Machine(options: Options) =
                 r.ResponseCode <- g.Code |> Option.map _.Text |> Option.toObj
                 r.ApopAvailable <- g.ApopTimestamp.IsSome
                 r
-            | Event.CapabilitiesReceived caps -> ev Pop3EventKind.CapabilitiesReceived |> fun r -> r.Capabilities <- Pop3Capabilities caps; r
+            | Event.CapabilitiesReceived caps ->
+                ev Pop3EventKind.CapabilitiesReceived
+                |> fun r ->
+                    r.Capabilities <- Pop3Capabilities caps
+                    r
             | Event.AuthorizationReady info ->
                 let r = ev Pop3EventKind.AuthorizationReady
                 r.Capabilities <- Pop3Capabilities info.Capabilities
@@ -255,17 +269,52 @@ type Pop3Machine(options: Options) =
                     r.DeletionsCommitted <- Array.ofList q.DeletionsCommitted
 
                 r
-            | Event.BodyData(id, data) -> ev Pop3EventKind.BodyData |> fun r -> r.RequestId <- id; r.Bytes <- data; r
-            | Event.BodyEnded(id, octets) -> ev Pop3EventKind.BodyEnded |> fun r -> r.RequestId <- id; r.Octets <- octets; r
+            | Event.BodyData(id, data) ->
+                ev Pop3EventKind.BodyData
+                |> fun r ->
+                    r.RequestId <- id
+                    r.Bytes <- data
+                    r
+            | Event.BodyEnded(id, octets) ->
+                ev Pop3EventKind.BodyEnded
+                |> fun r ->
+                    r.RequestId <- id
+                    r.Octets <- octets
+                    r
             | Event.SaslChallenge(id, challenge) ->
-                ev Pop3EventKind.SaslChallenge |> fun r -> r.RequestId <- id; r.Challenge <- challenge; r
+                ev Pop3EventKind.SaslChallenge
+                |> fun r ->
+                    r.RequestId <- id
+                    r.Challenge <- challenge
+                    r
             | Event.Rejected(id, err) ->
-                ev Pop3EventKind.Rejected |> fun r -> r.RequestId <- id; r.Failure <- Pop3Failure(Pop3Error.Server err); r
+                ev Pop3EventKind.Rejected
+                |> fun r ->
+                    r.RequestId <- id
+                    r.Failure <- Pop3Failure(Pop3Error.Server err)
+                    r
             | Event.Refused(id, err) ->
-                ev Pop3EventKind.Refused |> fun r -> r.RequestId <- id; r.Failure <- Pop3Failure(Pop3Error.Usage err); r
-            | Event.Aborted(id, err) -> ev Pop3EventKind.Aborted |> fun r -> r.RequestId <- id; r.Failure <- Pop3Failure err; r
-            | Event.QuirkTolerated q -> ev Pop3EventKind.QuirkTolerated |> fun r -> r.Quirk <- q.Name; r
-            | Event.Failed err -> ev Pop3EventKind.Failed |> fun r -> r.Failure <- Pop3Failure err; r
+                ev Pop3EventKind.Refused
+                |> fun r ->
+                    r.RequestId <- id
+                    r.Failure <- Pop3Failure(Pop3Error.Usage err)
+                    r
+            | Event.Aborted(id, err) ->
+                ev Pop3EventKind.Aborted
+                |> fun r ->
+                    r.RequestId <- id
+                    r.Failure <- Pop3Failure err
+                    r
+            | Event.QuirkTolerated q ->
+                ev Pop3EventKind.QuirkTolerated
+                |> fun r ->
+                    r.Quirk <- q.Name
+                    r
+            | Event.Failed err ->
+                ev Pop3EventKind.Failed
+                |> fun r ->
+                    r.Failure <- Pop3Failure err
+                    r
 
     let step input =
         let struct (next, outs) = Session.step state input
@@ -282,7 +331,8 @@ type Pop3Machine(options: Options) =
         Pop3Machine(
             { Options.Default with
                 Tls = tls
-                AllowPlaintextCredentials = allowPlaintextCredentials }
+                AllowPlaintextCredentials = allowPlaintextCredentials
+            }
         )
 
     /// Feeds bytes from the server. BodyData outputs point into them until the next call.
@@ -317,10 +367,12 @@ type Pop3Machine(options: Options) =
     member _.WriteFailed(operation: string, endpoint: string, message: string, exn: exn) =
         step (
             Input.WriteFailed
-                { Operation = operation
-                  Endpoint = endpoint
-                  Message = message
-                  Exception = Option.ofObj exn }
+                {
+                    Operation = operation
+                    Endpoint = endpoint
+                    Message = message
+                    Exception = Option.ofObj exn
+                }
         )
 
     /// Takes the next output, if any.
@@ -342,6 +394,7 @@ type Pop3Machine(options: Options) =
     member _.IsFailed = (state.Phase.Kind = PhaseKind.Failed)
     member _.IsClosed = (state.Phase.Kind = PhaseKind.Closed)
     member _.Capabilities = Pop3Capabilities state.Capabilities
+
     /// Messages in the snapshot fixed at login, or null before login.
     member _.MessageCount =
         match state.Phase with

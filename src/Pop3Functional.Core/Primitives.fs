@@ -22,7 +22,10 @@ type MessageUid private (value: string) =
 
     /// Builds a UID if it satisfies RFC 1939 §7.
     static member TryCreate(value: string) : MessageUid option =
-        if MessageUid.IsValid value then Some(MessageUid value) else None
+        if MessageUid.IsValid value then
+            Some(MessageUid value)
+        else
+            None
 
     /// Builds a UID from any printable token (used only when the caller opted into long UIDs).
     static member internal CreateUnchecked(value: string) = MessageUid value
@@ -34,7 +37,8 @@ type MessageUid private (value: string) =
         | :? MessageUid as o -> String.Equals(value, o.Value, StringComparison.Ordinal)
         | _ -> false
 
-    override _.GetHashCode() = StringComparer.Ordinal.GetHashCode value
+    override _.GetHashCode() =
+        StringComparer.Ordinal.GetHashCode value
 
     interface IEquatable<MessageUid> with
         member _.Equals(other: MessageUid) =

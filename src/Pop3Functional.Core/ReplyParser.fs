@@ -98,8 +98,7 @@ module ReplyParser =
         | Some e -> fail ProtocolErrorKind.BadListing e
         | None -> okq (List.ofSeq result) quirks
 
-    let private isRespLevelChar (c: char) =
-        Char.IsAsciiLetterOrDigit c || c = '-'
+    let private isRespLevelChar (c: char) = Char.IsAsciiLetterOrDigit c || c = '-'
 
     /// resp-code = "[" resp-level *("/" resp-level) "]" (RFC 2449 §3).
     let private tryResponseCode (text: string) =
@@ -140,11 +139,16 @@ module ReplyParser =
     /// "+ERR" and any other status are errors, never success (hmailserver#590).
     let statusLine (allowed: Set<Quirk>) (utf8: bool) (line: ReadOnlySpan<byte>) : Parsed<StatusLine> =
         let found =
-            if startsWithAscii line "+OK" false then Some(true, 3, [])
-            elif startsWithAscii line "-ERR" false then Some(false, 4, [])
-            elif startsWithAscii line "+OK" true then Some(true, 3, [ Quirk.LowercaseStatus ])
-            elif startsWithAscii line "-ERR" true then Some(false, 4, [ Quirk.LowercaseStatus ])
-            else None
+            if startsWithAscii line "+OK" false then
+                Some(true, 3, [])
+            elif startsWithAscii line "-ERR" false then
+                Some(false, 4, [])
+            elif startsWithAscii line "+OK" true then
+                Some(true, 3, [ Quirk.LowercaseStatus ])
+            elif startsWithAscii line "-ERR" true then
+                Some(false, 4, [ Quirk.LowercaseStatus ])
+            else
+                None
 
         match found with
         | None ->
@@ -169,8 +173,22 @@ module ReplyParser =
                 let text = decode utf8 (line.Slice(len + 1))
 
                 match tryResponseCode text with
-                | Some(code, rest) -> okq { IsOk = isOk; Code = Some code; Text = rest } q
-                | None -> okq { IsOk = isOk; Code = None; Text = text } q
+                | Some(code, rest) ->
+                    okq
+                        {
+                            IsOk = isOk
+                            Code = Some code
+                            Text = rest
+                        }
+                        q
+                | None ->
+                    okq
+                        {
+                            IsOk = isOk
+                            Code = None
+                            Text = text
+                        }
+                        q
 
     /// True when a line is a SASL continuation: "+" alone (Exchange) or "+ " and data (RFC 5034 §4).
     let isContinuation (line: ReadOnlySpan<byte>) =
@@ -228,7 +246,8 @@ module ReplyParser =
                     match number allowed "maildrop size" (line.Slice(b, bl)) with
                     | Error e -> Error e
                     | Ok(struct (octets, q2)) -> okq { Count = count; Octets = octets } (q0 @ q1 @ q2)
-            | _ -> fail ProtocolErrorKind.BadNumber $"STAT needs a count and a size, got {Err.quote (Bytes.latin1 line)}"
+            | _ ->
+                fail ProtocolErrorKind.BadNumber $"STAT needs a count and a size, got {Err.quote (Bytes.latin1 line)}"
 
     /// Parses "n size [more]" from a LIST answer or listing line (RFC 1939 §5).
     let listEntry (allowed: Set<Quirk>) (line: ReadOnlySpan<byte>) : Parsed<ListEntry> =
@@ -244,7 +263,9 @@ module ReplyParser =
                     | Error e -> Error e
                     | Ok(struct (size, q2)) -> okq { Number = n; Octets = size } (q0 @ q1 @ q2)
             | _ ->
-                fail ProtocolErrorKind.BadListing $"a LIST line needs a number and a size, got {Err.quote (Bytes.latin1 line)}"
+                fail
+                    ProtocolErrorKind.BadListing
+                    $"a LIST line needs a number and a size, got {Err.quote (Bytes.latin1 line)}"
 
     /// Parses "n uid" from a UIDL answer or listing line (RFC 1939 §7).
     let uidEntry (allowed: Set<Quirk>) (line: ReadOnlySpan<byte>) : Parsed<UidEntry> =
@@ -259,7 +280,9 @@ module ReplyParser =
                     let uid = Bytes.latin1 (line.Slice(b, bl))
 
                     if not rest.IsEmpty then
-                        fail ProtocolErrorKind.BadUid $"a UIDL line has text after the UID: {Err.quote (Bytes.latin1 line)}"
+                        fail
+                            ProtocolErrorKind.BadUid
+                            $"a UIDL line has text after the UID: {Err.quote (Bytes.latin1 line)}"
                     else
                         match MessageUid.TryCreate uid with
                         | Some u -> okq { Number = n; Uid = u } (q0 @ q1)
@@ -268,12 +291,20 @@ module ReplyParser =
                             && uid.Length > 70
                             && uid |> Seq.forall (fun c -> c >= '!' && c <= '~')
                             ->
-                            okq { Number = n; Uid = MessageUid.CreateUnchecked uid } (Quirk.LongUids :: q0 @ q1)
+                            okq
+                                {
+                                    Number = n
+                                    Uid = MessageUid.CreateUnchecked uid
+                                }
+                                (Quirk.LongUids :: q0 @ q1)
                         | None ->
                             fail
                                 ProtocolErrorKind.BadUid
                                 $"the UID {Err.quote uid} is not 1 to 70 printable ASCII characters (RFC 1939 §7)"
-            | _ -> fail ProtocolErrorKind.BadUid $"a UIDL line needs a number and a UID, got {Err.quote (Bytes.latin1 line)}"
+            | _ ->
+                fail
+                    ProtocolErrorKind.BadUid
+                    $"a UIDL line needs a number and a UID, got {Err.quote (Bytes.latin1 line)}"
 
     /// Parses one LANG listing line: "tag SP description" (RFC 6856 §3).
     let languageEntry (utf8: bool) (line: ReadOnlySpan<byte>) : Parsed<LanguageEntry> =
@@ -286,21 +317,31 @@ module ReplyParser =
             okq { Tag = text; Description = "" } []
         else
             okq
-                { Tag = text.Substring(0, sp)
-                  Description = text.Substring(sp + 1) }
+                {
+                    Tag = text.Substring(0, sp)
+                    Description = text.Substring(sp + 1)
+                }
                 []
 
     /// Adds one CAPA line to the capabilities (RFC 2449 §5–6); unknown or malformed ones are kept in Other.
     let capabilityLine (caps: Capabilities) (text: string) : Capabilities =
         let parts = text.Split(' ', StringSplitOptions.RemoveEmptyEntries)
-        let caps = { caps with Lines = caps.Lines @ [ text ] }
+
+        let caps =
+            { caps with
+                Lines = caps.Lines @ [ text ]
+            }
 
         if parts.Length = 0 then
             caps
         else
             let tag = parts[0]
             let args = List.ofArray parts[1..]
-            let other () = { caps with Other = caps.Other @ [ tag, args ] }
+
+            let other () =
+                { caps with
+                    Other = caps.Other @ [ tag, args ]
+                }
 
             let num (s: string) =
                 tryParseNumber (ReadOnlySpan(Encoding.ASCII.GetBytes s))
@@ -322,11 +363,17 @@ module ReplyParser =
                 { caps with Implementation = Some impl }
             | "LOGIN-DELAY", [ n ] ->
                 match num n with
-                | ValueSome s -> { caps with LoginDelay = Some { Seconds = s; PerUser = false } }
+                | ValueSome s ->
+                    { caps with
+                        LoginDelay = Some { Seconds = s; PerUser = false }
+                    }
                 | ValueNone -> other ()
             | "LOGIN-DELAY", [ n; u ] when u.Equals("USER", StringComparison.OrdinalIgnoreCase) ->
                 match num n with
-                | ValueSome s -> { caps with LoginDelay = Some { Seconds = s; PerUser = true } }
+                | ValueSome s ->
+                    { caps with
+                        LoginDelay = Some { Seconds = s; PerUser = true }
+                    }
                 | ValueNone -> other ()
             | "EXPIRE", (v :: rest) when
                 (match rest with
@@ -337,9 +384,14 @@ module ReplyParser =
                 let perUser = not rest.IsEmpty
 
                 if v.Equals("NEVER", StringComparison.OrdinalIgnoreCase) then
-                    { caps with Expire = Some { Days = None; PerUser = perUser } }
+                    { caps with
+                        Expire = Some { Days = None; PerUser = perUser }
+                    }
                 else
                     match num v with
-                    | ValueSome d -> { caps with Expire = Some { Days = Some d; PerUser = perUser } }
+                    | ValueSome d ->
+                        { caps with
+                            Expire = Some { Days = Some d; PerUser = perUser }
+                        }
                     | ValueNone -> other ()
             | _ -> other ()

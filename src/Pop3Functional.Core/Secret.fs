@@ -37,7 +37,8 @@ type Secret private (utf8: byte[]) =
         Encoding.UTF8.GetString utf8
 
     /// True when the secret holds a CR, LF or NUL byte (it could split a command line).
-    member _.HasLineBreakOrNul = utf8 |> Array.exists (fun b -> b = 13uy || b = 10uy || b = 0uy)
+    member _.HasLineBreakOrNul =
+        utf8 |> Array.exists (fun b -> b = 13uy || b = 10uy || b = 0uy)
 
     override _.ToString() = "********"
 

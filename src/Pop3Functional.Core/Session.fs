@@ -23,13 +23,15 @@ type Input =
 
 /// What the caller learns once the session may log in.
 type AuthorizationReady =
-    { Greeting: Greeting
-      Capabilities: Capabilities
-      /// False when the server answered CAPA -ERR (an RFC 1939-only server).
-      CapaSupported: bool
-      TlsActive: bool
-      /// True when APOP can be used (the greeting had a strict timestamp, not discarded by STLS).
-      ApopAvailable: bool }
+    {
+        Greeting: Greeting
+        Capabilities: Capabilities
+        /// False when the server answered CAPA -ERR (an RFC 1939-only server).
+        CapaSupported: bool
+        TlsActive: bool
+        /// True when APOP can be used (the greeting had a strict timestamp, not discarded by STLS).
+        ApopAvailable: bool
+    }
 
 /// What the session reports. Every request gets exactly one final event: Answered (for RETR and
 /// TOP: Answered, BodyData..., BodyEnded), Rejected, Refused or Aborted.
@@ -72,26 +74,30 @@ type Output =
 module Session =
     /// A new session awaiting the greeting.
     let create (options: Options) : SessionState =
-        { Options = options
-          Phase = Phase.AwaitingGreeting
-          TlsActive = (options.Tls = TlsMode.Implicit)
-          Utf8Active = false
-          Capabilities = Capabilities.Empty
-          CapaSupported = None
-          InFlight = []
-          InFlightOctets = 0
-          Waiting = Fifo.Empty
-          Reading = Reading.Status
-          Partial = Array.Empty()
-          NextCoreId = -1L
-          QuirksReported = Set.empty
-          ChannelBinding = None }
+        {
+            Options = options
+            Phase = Phase.AwaitingGreeting
+            TlsActive = (options.Tls = TlsMode.Implicit)
+            Utf8Active = false
+            Capabilities = Capabilities.Empty
+            CapaSupported = None
+            InFlight = []
+            InFlightOctets = 0
+            Waiting = Fifo.Empty
+            Reading = Reading.Status
+            Partial = Array.Empty()
+            NextCoreId = -1L
+            QuirksReported = Set.empty
+            ChannelBinding = None
+        }
 
     type private Ctx =
-        { mutable S: SessionState
-          Out: ResizeArray<Output>
-          /// The request whose reply line is being handled; it may already have left InFlight.
-          mutable Replying: Pending option }
+        {
+            mutable S: SessionState
+            Out: ResizeArray<Output>
+            /// The request whose reply line is being handled; it may already have left InFlight.
+            mutable Replying: Pending option
+        }
 
     let private describe (kind: PhaseKind) =
         match kind with
@@ -116,7 +122,9 @@ module Session =
         let from = c.S.Phase.Kind
 
         if not (Transitions.has from trigger target.Kind) then
-            raise (InvalidOperationException $"transition {from} --{trigger}--> {target.Kind} is missing from the table")
+            raise (
+                InvalidOperationException $"transition {from} --{trigger}--> {target.Kind} is missing from the table"
+            )
 
         c.S <- { c.S with Phase = target }
 
@@ -125,7 +133,8 @@ module Session =
             if not (c.S.QuirksReported.Contains q) then
                 c.S <-
                     { c.S with
-                        QuirksReported = c.S.QuirksReported.Add q }
+                        QuirksReported = c.S.QuirksReported.Add q
+                    }
 
                 emit c (Event.QuirkTolerated q)
 
@@ -139,7 +148,8 @@ module Session =
                 c.Out
                 |> Seq.exists (function
                     | Output.Emit(Event.Answered(_, Reply.MessageFollows _)) -> false
-                    | Output.Emit(Event.Answered(i, _) | Event.BodyEnded(i, _) | Event.Rejected(i, _) | Event.Aborted(i, _)) ->
+                    | Output.Emit(Event.Answered(i, _) | Event.BodyEnded(i, _) | Event.Rejected(i, _) | Event.Aborted(i,
+                                                                                                                      _)) ->
                         i = id
                     | _ -> false)
 
@@ -167,7 +177,8 @@ module Session =
                     InFlightOctets = 0
                     Waiting = Fifo.Empty
                     Reading = Reading.Status
-                    Partial = Array.Empty() }
+                    Partial = Array.Empty()
+                }
 
             emit c (Event.Failed err)
             c.Out.Add Output.Close
@@ -191,7 +202,8 @@ module Session =
             | { Front = []; Back = _ :: _ } as w ->
                 c.S <-
                     { c.S with
-                        Waiting = { Front = List.rev w.Back; Back = [] } }
+                        Waiting = { Front = List.rev w.Back; Back = [] }
+                    }
             | _ -> ()
 
             let s = c.S
@@ -203,9 +215,12 @@ module Session =
                 let limits = s.Options.Limits
 
                 let canSend =
-                    if s.InFlight.IsEmpty then true
-                    elif p.Barrier then false
-                    elif s.InFlight |> List.exists _.Barrier then false
+                    if s.InFlight.IsEmpty then
+                        true
+                    elif p.Barrier then
+                        false
+                    elif s.InFlight |> List.exists _.Barrier then
+                        false
                     elif pipelining s then
                         s.InFlight.Length < limits.PipelineMaxCommands
                         && s.InFlightOctets + p.Command.Bytes.Length <= limits.PipelineMaxOctets
@@ -217,7 +232,8 @@ module Session =
                         { s with
                             Waiting = rest
                             InFlight = s.InFlight @ [ p ]
-                            InFlightOctets = s.InFlightOctets + p.Command.Bytes.Length }
+                            InFlightOctets = s.InFlightOctets + p.Command.Bytes.Length
+                        }
 
                     c.Out.Add(Output.Send p.Command)
                 else
@@ -248,17 +264,22 @@ module Session =
 
     let private enqueue (c: Ctx) (id: RequestId) (request: Request) (command: EncodedCommand) =
         let p =
-            { Id = id
-              Request = request
-              Command = command
-              Expect = expectOf request
-              Barrier = isBarrier request
-              DeletedBefore =
-                match c.S.Phase with
-                | Phase.Transaction snapshot -> snapshot.Deleted
-                | _ -> Set.empty }
+            {
+                Id = id
+                Request = request
+                Command = command
+                Expect = expectOf request
+                Barrier = isBarrier request
+                DeletedBefore =
+                    match c.S.Phase with
+                    | Phase.Transaction snapshot -> snapshot.Deleted
+                    | _ -> Set.empty
+            }
 
-        c.S <- { c.S with Waiting = c.S.Waiting.Enqueue p }
+        c.S <-
+            { c.S with
+                Waiting = c.S.Waiting.Enqueue p
+            }
 
     /// Queues a command of the core's own (CAPA, STAT, STLS); ids are negative.
     let private sendByCore (c: Ctx) (request: Request) =
@@ -277,7 +298,8 @@ module Session =
                 { c.S with
                     InFlight = rest
                     InFlightOctets = c.S.InFlightOctets - head.Command.Bytes.Length
-                    Reading = Reading.Status }
+                    Reading = Reading.Status
+                }
         | [] -> ()
 
     let private infoOf (phase: Phase) =
@@ -327,13 +349,19 @@ module Session =
                 keyword
                 $"{keyword} {n} refused: the mailbox holds messages 1 to {snapshot.Count} (fixed at login)"
         elif snapshot.Deleted.Contains n then
-            usage UsageErrorKind.MessageDeleted keyword $"{keyword} {n} refused: message {n} is marked deleted in this session"
+            usage
+                UsageErrorKind.MessageDeleted
+                keyword
+                $"{keyword} {n} refused: message {n} is marked deleted in this session"
         else
             Ok()
 
     let private checkCapability (s: SessionState) (keyword: string) (has: Capabilities -> bool) (name: string) =
         if s.CapaSupported = Some true && not (has s.Capabilities) then
-            usage UsageErrorKind.CapabilityMissing keyword $"{keyword} refused: the server does not advertise {name} in CAPA"
+            usage
+                UsageErrorKind.CapabilityMissing
+                keyword
+                $"{keyword} refused: the server does not advertise {name} in CAPA"
         else
             Ok()
 
@@ -341,7 +369,11 @@ module Session =
         Command.encode s.Options.Limits.MaxCommandOctets request
 
     /// Validates a request in the current phase and returns the bytes and the phase after submitting.
-    let private prepare (s: SessionState) (id: RequestId) (request: Request) : Result<EncodedCommand * Phase, UsageError> =
+    let private prepare
+        (s: SessionState)
+        (id: RequestId)
+        (request: Request)
+        : Result<EncodedCommand * Phase, UsageError> =
         let keyword = request.Keyword
         let limit = s.Options.Limits.MaxCommandOctets
         let same = s.Phase
@@ -363,19 +395,19 @@ module Session =
         | Request.Apop(name, secret), Phase.Authorization info ->
             checkCredentials s keyword false
             >>= fun () ->
-                match info.ApopTimestamp with
-                | Some ts -> Command.apop limit ts name secret
-                | None when info.ApopDiscardedByStls ->
-                    usage
-                        UsageErrorKind.ApopUnavailable
-                        keyword
-                        "APOP refused: the greeting's timestamp was sent before STLS and cannot be trusted after it (RFC 2595 §4)"
-                | None ->
-                    usage
-                        UsageErrorKind.ApopUnavailable
-                        keyword
-                        "APOP refused: the greeting carried no valid APOP timestamp (RFC 1939 §7)"
-            >>= fun cmd -> Ok(cmd, Phase.AwaitingLoginReply(info, id, None))
+                (match info.ApopTimestamp with
+                 | Some ts -> Command.apop limit ts name secret
+                 | None when info.ApopDiscardedByStls ->
+                     usage
+                         UsageErrorKind.ApopUnavailable
+                         keyword
+                         "APOP refused: the greeting's timestamp was sent before STLS and cannot be trusted after it (RFC 2595 §4)"
+                 | None ->
+                     usage
+                         UsageErrorKind.ApopUnavailable
+                         keyword
+                         "APOP refused: the greeting carried no valid APOP timestamp (RFC 1939 §7)")
+                >>= fun cmd -> Ok(cmd, Phase.AwaitingLoginReply(info, id, None))
         | Request.Auth(mech, ir), Phase.Authorization info ->
             Command.validateMechanism mech
             >>= fun _ -> checkCredentials s keyword (not (isPasswordHiding mech))
@@ -383,10 +415,12 @@ module Session =
                 match encodeWith s request with
                 | Ok cmd ->
                     let sasl =
-                        { Mechanism = mech
-                          Rounds = 0
-                          DeferredInitialResponse = None
-                          AwaitingCaller = false }
+                        {
+                            Mechanism = mech
+                            Rounds = 0
+                            DeferredInitialResponse = None
+                            AwaitingCaller = false
+                        }
 
                     Ok(cmd, Phase.AwaitingLoginReply(info, id, Some sasl))
                 | Error e when e.Kind = UsageErrorKind.CommandTooLong && ir.IsSome ->
@@ -394,10 +428,12 @@ module Session =
                     encodeWith s (Request.Auth(mech, None))
                     >>= fun cmd ->
                         let sasl =
-                            { Mechanism = mech
-                              Rounds = 0
-                              DeferredInitialResponse = ir
-                              AwaitingCaller = false }
+                            {
+                                Mechanism = mech
+                                Rounds = 0
+                                DeferredInitialResponse = ir
+                                AwaitingCaller = false
+                            }
 
                         Ok(cmd, Phase.AwaitingLoginReply(info, id, Some sasl))
                 | Error e -> Error e
@@ -417,7 +453,8 @@ module Session =
             >>= fun () -> encodeWith s request
             >>= fun cmd -> Ok(cmd, same)
         | Request.Quit, Phase.Transaction snapshot ->
-            encodeWith s request >>= fun cmd -> Ok(cmd, Phase.AwaitingQuitReply(Some snapshot))
+            encodeWith s request
+            >>= fun cmd -> Ok(cmd, Phase.AwaitingQuitReply(Some snapshot))
         | Request.Quit, _ -> encodeWith s request >>= fun cmd -> Ok(cmd, Phase.AwaitingQuitReply None)
         | (Request.Retr n | Request.Top(n, _) | Request.List(Some n) | Request.Uidl(Some n)), Phase.Transaction snapshot ->
             checkMessage snapshot keyword n
@@ -428,7 +465,13 @@ module Session =
             >>= fun () -> encodeWith s request
             >>= fun cmd ->
                 // Marked now so later requests see it; unmarked again if the server says -ERR.
-                Ok(cmd, Phase.Transaction { snapshot with Deleted = snapshot.Deleted.Add n })
+                Ok(
+                    cmd,
+                    Phase.Transaction
+                        { snapshot with
+                            Deleted = snapshot.Deleted.Add n
+                        }
+                )
         | Request.Rset, Phase.Transaction snapshot ->
             encodeWith s request
             >>= fun cmd -> Ok(cmd, Phase.Transaction { snapshot with Deleted = Set.empty })
@@ -452,7 +495,12 @@ module Session =
         | _ when id < 1L ->
             emit c (Event.Refused(id, Err.usage UsageErrorKind.InvalidRequestId keyword "request ids start at 1"))
         | _ when isDuplicate () ->
-            emit c (Event.Refused(id, Err.usage UsageErrorKind.InvalidRequestId keyword $"request id {id} is already in use"))
+            emit
+                c
+                (Event.Refused(
+                    id,
+                    Err.usage UsageErrorKind.InvalidRequestId keyword $"request id {id} is already in use"
+                ))
         | phase when not (Transitions.allows phase.Kind keyword) ->
             let allowed =
                 match Transitions.commandsIn phase.Kind with
@@ -482,11 +530,13 @@ module Session =
         emit
             c
             (Event.AuthorizationReady
-                { Greeting = info.Greeting
-                  Capabilities = c.S.Capabilities
-                  CapaSupported = (c.S.CapaSupported = Some true)
-                  TlsActive = c.S.TlsActive
-                  ApopAvailable = info.ApopTimestamp.IsSome })
+                {
+                    Greeting = info.Greeting
+                    Capabilities = c.S.Capabilities
+                    CapaSupported = (c.S.CapaSupported = Some true)
+                    TlsActive = c.S.TlsActive
+                    ApopAvailable = info.ApopTimestamp.IsSome
+                })
 
     /// After the core's CAPA in AwaitingCapa: STLS when TLS is required and not up, else ready.
     let private afterCapa (c: Ctx) (trigger: Trigger) =
@@ -520,7 +570,10 @@ module Session =
 
     let private statusPayload (line: ReadOnlyMemory<byte>) =
         // After "+OK " (the status keyword is 3 octets whatever its case).
-        if line.Length > 4 then line.Slice 4 else ReadOnlyMemory.Empty
+        if line.Length > 4 then
+            line.Slice 4
+        else
+            ReadOnlyMemory.Empty
 
     let private loginSucceeded (c: Ctx) (p: Pending) (status: StatusLine) =
         move c (Trigger.Ok p.Request.Keyword) (Phase.OpeningMailbox(p.Id, status))
@@ -539,9 +592,11 @@ module Session =
         | Request.Stat, Phase.OpeningMailbox(login, loginStatus) when p.Id < 0L ->
             parsedOr c keyword (ReplyParser.stat c.S.Options.Quirks (statusPayload line).Span) (fun st ->
                 let snapshot =
-                    { Count = st.Count
-                      Octets = st.Octets
-                      Deleted = Set.empty }
+                    {
+                        Count = st.Count
+                        Octets = st.Octets
+                        Deleted = Set.empty
+                    }
 
                 move c (Trigger.Ok "STAT") (Phase.Transaction snapshot)
                 emit c (Event.Answered(login, Reply.LoggedIn(loginStatus, snapshot))))
@@ -593,13 +648,17 @@ module Session =
             let outcome =
                 match snapshot with
                 | Some snap ->
-                    { Text = status.Text
-                      UpdateCompleted = true
-                      DeletionsCommitted = snap.Deleted |> Set.toList }
+                    {
+                        Text = status.Text
+                        UpdateCompleted = true
+                        DeletionsCommitted = snap.Deleted |> Set.toList
+                    }
                 | None ->
-                    { Text = status.Text
-                      UpdateCompleted = false
-                      DeletionsCommitted = [] }
+                    {
+                        Text = status.Text
+                        UpdateCompleted = false
+                        DeletionsCommitted = []
+                    }
 
             move c (Trigger.Ok "QUIT") Phase.Closed
             answer c p (Reply.Quit outcome)
@@ -611,9 +670,11 @@ module Session =
         popHead c
 
         let err =
-            { Command = keyword
-              Code = status.Code
-              Text = status.Text }
+            {
+                Command = keyword
+                Code = status.Code
+                Text = status.Text
+            }
 
         let rejected () =
             if p.Id > 0L then
@@ -627,7 +688,8 @@ module Session =
                 c.S <-
                     { c.S with
                         CapaSupported = Some false
-                        Capabilities = Capabilities.Empty }
+                        Capabilities = Capabilities.Empty
+                    }
 
                 rejected ()
 
@@ -636,7 +698,11 @@ module Session =
                 | Phase.OpeningMailbox _ -> move c (Trigger.Err "CAPA") phase
                 | _ -> ()
             else
-                protocolFail c ProtocolErrorKind.BadStatusLine keyword $"CAPA refused ({err.Message}) and the missing-capa quirk is not enabled"
+                protocolFail
+                    c
+                    ProtocolErrorKind.BadStatusLine
+                    keyword
+                    $"CAPA refused ({err.Message}) and the missing-capa quirk is not enabled"
         | Request.User _, Phase.AwaitingUserReply(info, _) ->
             move c (Trigger.Err "USER") (Phase.Authorization info)
             rejected ()
@@ -662,27 +728,51 @@ module Session =
         | Request.Dele n, Phase.Transaction snapshot ->
             c.S <-
                 { c.S with
-                    Phase = Phase.Transaction { snapshot with Deleted = snapshot.Deleted.Remove n } }
+                    Phase =
+                        Phase.Transaction
+                            { snapshot with
+                                Deleted = snapshot.Deleted.Remove n
+                            }
+                }
 
             rejected ()
         | Request.Rset, Phase.Transaction snapshot ->
             // The marks were cleared when RSET was submitted; the server kept them.
             c.S <-
                 { c.S with
-                    Phase = Phase.Transaction { snapshot with Deleted = Set.union snapshot.Deleted p.DeletedBefore } }
+                    Phase =
+                        Phase.Transaction
+                            { snapshot with
+                                Deleted = Set.union snapshot.Deleted p.DeletedBefore
+                            }
+                }
 
             rejected ()
         | Request.Rset, Phase.AwaitingQuitReply(Some snapshot) ->
             c.S <-
                 { c.S with
-                    Phase = Phase.AwaitingQuitReply(Some { snapshot with Deleted = Set.union snapshot.Deleted p.DeletedBefore }) }
+                    Phase =
+                        Phase.AwaitingQuitReply(
+                            Some
+                                { snapshot with
+                                    Deleted = Set.union snapshot.Deleted p.DeletedBefore
+                                }
+                        )
+                }
 
             rejected ()
         | Request.Dele n, Phase.AwaitingQuitReply(Some snapshot) ->
             // QUIT was queued behind this DELE: the refused mark must not be reported as committed.
             c.S <-
                 { c.S with
-                    Phase = Phase.AwaitingQuitReply(Some { snapshot with Deleted = snapshot.Deleted.Remove n }) }
+                    Phase =
+                        Phase.AwaitingQuitReply(
+                            Some
+                                { snapshot with
+                                    Deleted = snapshot.Deleted.Remove n
+                                }
+                        )
+                }
 
             rejected ()
         | Request.Quit, Phase.AwaitingQuitReply _ ->
@@ -710,13 +800,20 @@ module Session =
         && s
            |> Seq.forall (fun ch -> Char.IsAsciiLetterOrDigit ch || ch = '+' || ch = '/' || ch = '=')
         && (let firstPad = s.IndexOf '='
-            firstPad < 0 || (firstPad >= s.Length - 2 && s.Substring(firstPad) |> Seq.forall ((=) '=')))
+
+            firstPad < 0
+            || (firstPad >= s.Length - 2 && s.Substring(firstPad) |> Seq.forall ((=) '=')))
 
     let private onContinuation (c: Ctx) (p: Pending) (line: ReadOnlyMemory<byte>) =
         match c.S.Phase with
         | Phase.AwaitingLoginReply(info, login, Some sasl) ->
             let limits = c.S.Options.Limits
-            let text = if line.Length > 2 then Bytes.latin1 (line.Span.Slice 2) else ""
+
+            let text =
+                if line.Length > 2 then
+                    Bytes.latin1 (line.Span.Slice 2)
+                else
+                    ""
 
             if sasl.AwaitingCaller then
                 protocolFail
@@ -755,7 +852,8 @@ module Session =
                                 Some
                                     { sasl with
                                         Rounds = 1
-                                        DeferredInitialResponse = None }
+                                        DeferredInitialResponse = None
+                                    }
                             ))
 
                         c.Out.Add(Output.Send cmd)
@@ -770,7 +868,8 @@ module Session =
                             Some
                                 { sasl with
                                     Rounds = sasl.Rounds + 1
-                                    AwaitingCaller = true }
+                                    AwaitingCaller = true
+                                }
                         ))
 
                     emit c (Event.SaslChallenge(p.Id, challenge))
@@ -791,10 +890,18 @@ module Session =
                     onErr c p status
                 else
                     match p.Expect with
-                    | Expect.Listing -> c.S <- { c.S with Reading = Reading.Listing(initialListing c.S p.Request) }
+                    | Expect.Listing ->
+                        c.S <-
+                            { c.S with
+                                Reading = Reading.Listing(initialListing c.S p.Request)
+                            }
                     | Expect.Body ->
                         answer c p (Reply.MessageFollows status)
-                        c.S <- { c.S with Reading = Reading.Body(BodyCursor.LineStart, 0UL) }
+
+                        c.S <-
+                            { c.S with
+                                Reading = Reading.Body(BodyCursor.LineStart, 0UL)
+                            }
                     | Expect.SingleLine
                     | Expect.Sasl -> onOkSingle c p status line moreBytes
 
@@ -806,14 +913,18 @@ module Session =
 
             if status.IsOk then
                 let greeting =
-                    { Text = status.Text
-                      Code = status.Code
-                      ApopTimestamp = ReplyParser.apopTimestamp status.Text }
+                    {
+                        Text = status.Text
+                        Code = status.Code
+                        ApopTimestamp = ReplyParser.apopTimestamp status.Text
+                    }
 
                 let info =
-                    { Greeting = greeting
-                      ApopTimestamp = greeting.ApopTimestamp
-                      ApopDiscardedByStls = false }
+                    {
+                        Greeting = greeting
+                        ApopTimestamp = greeting.ApopTimestamp
+                        ApopDiscardedByStls = false
+                    }
 
                 emit c (Event.GreetingReceived greeting)
                 move c (Trigger.Ok "greeting") (Phase.AwaitingCapa info)
@@ -822,9 +933,11 @@ module Session =
                 failWith
                     c
                     (Pop3Error.Server
-                        { Command = ""
-                          Code = status.Code
-                          Text = status.Text })
+                        {
+                            Command = ""
+                            Code = status.Code
+                            Text = status.Text
+                        })
 
     let private currentCount (s: SessionState) =
         match s.Phase with
@@ -849,7 +962,8 @@ module Session =
                 copy
 
         let duplicate =
-            seq { 1 .. sorted.Length - 1 } |> Seq.tryFind (fun i -> sorted[i] = sorted[i - 1])
+            seq { 1 .. sorted.Length - 1 }
+            |> Seq.tryFind (fun i -> sorted[i] = sorted[i - 1])
 
         match duplicate with
         | Some i ->
@@ -908,7 +1022,9 @@ module Session =
             checkNumbers c p keyword numbers (fun () ->
                 let uids = entries |> List.map _.Uid.Value |> Array.ofList
                 Array.sortInPlace uids
-                let dup = seq { 1 .. uids.Length - 1 } |> Seq.exists (fun i -> uids[i] = uids[i - 1])
+
+                let dup =
+                    seq { 1 .. uids.Length - 1 } |> Seq.exists (fun i -> uids[i] = uids[i - 1])
 
                 if dup && not (c.S.Options.Quirks.Contains Quirk.DuplicateUids) then
                     protocolFail c ProtocolErrorKind.BadUid keyword "UIDL listed the same UID for two messages"
@@ -921,7 +1037,8 @@ module Session =
             c.S <-
                 { c.S with
                     Capabilities = caps
-                    CapaSupported = Some true }
+                    CapaSupported = Some true
+                }
 
             emit c (Event.CapabilitiesReceived caps)
             answer c p (Reply.Capabilities caps)
@@ -939,11 +1056,21 @@ module Session =
             finishListing c p acc
         else
             // RFC 1939 §3: a line starting with "." has it stuffed.
-            let item = if span.Length > 0 && span[0] = Bytes.Dot then line.Slice 1 else line
+            let item =
+                if span.Length > 0 && span[0] = Bytes.Dot then
+                    line.Slice 1
+                else
+                    line
+
             let keyword = p.Request.Keyword
             let quirks = c.S.Options.Quirks
             let limits = c.S.Options.Limits
-            let set acc = c.S <- { c.S with Reading = Reading.Listing acc }
+
+            let set acc =
+                c.S <-
+                    { c.S with
+                        Reading = Reading.Listing acc
+                    }
 
             let checkNumber (n: uint64) (onOk: unit -> unit) =
                 match currentCount c.S with
@@ -983,13 +1110,21 @@ module Session =
                             set (ListingAcc.Uids(e :: entries, count + 1UL))))
             | ListingAcc.Capa(caps, lines) ->
                 if lines + 1 > limits.MaxCapaLines then
-                    protocolFail c ProtocolErrorKind.ListingTooLong keyword $"CAPA sent more than {limits.MaxCapaLines} lines"
+                    protocolFail
+                        c
+                        ProtocolErrorKind.ListingTooLong
+                        keyword
+                        $"CAPA sent more than {limits.MaxCapaLines} lines"
                 else
                     let text = ReplyParser.decode c.S.Utf8Active item.Span
                     set (ListingAcc.Capa(ReplyParser.capabilityLine caps text, lines + 1))
             | ListingAcc.Languages(entries, count) ->
                 if count + 1 > limits.MaxCapaLines then
-                    protocolFail c ProtocolErrorKind.ListingTooLong keyword $"LANG sent more than {limits.MaxCapaLines} lines"
+                    protocolFail
+                        c
+                        ProtocolErrorKind.ListingTooLong
+                        keyword
+                        $"LANG sent more than {limits.MaxCapaLines} lines"
                 else
                     parsedOr c keyword (ReplyParser.languageEntry c.S.Utf8Active item.Span) (fun e ->
                         set (ListingAcc.Languages(e :: entries, count + 1)))
@@ -1086,7 +1221,8 @@ module Session =
             else
                 c.S <-
                     { c.S with
-                        Reading = Reading.Body(progress.Cursor, total.Value) }
+                        Reading = Reading.Body(progress.Cursor, total.Value)
+                    }
 
                 chunk.Length
 
@@ -1143,13 +1279,15 @@ module Session =
                 | Reading.Body(_, octets), p :: _ ->
                     $"the server closed the connection after {Err.n octets} octets of the reply to {p.Command.LogText}; the message is incomplete"
                 | _, p :: _ -> $"the server closed the connection while the reply to {p.Command.LogText} was awaited"
-                | _, [] when phase.Kind = PhaseKind.AwaitingGreeting -> "the server closed the connection before its greeting"
+                | _, [] when phase.Kind = PhaseKind.AwaitingGreeting ->
+                    "the server closed the connection before its greeting"
                 | _ -> "the server closed the connection"
 
             let detail =
                 match phase with
                 | Phase.AwaitingQuitReply(Some snap) when not snap.Deleted.IsEmpty ->
-                    detail + "; QUIT was not confirmed, so the deletions may not have been committed"
+                    detail
+                    + "; QUIT was not confirmed, so the deletions may not have been committed"
                 | _ -> detail
 
             let command =
@@ -1169,12 +1307,14 @@ module Session =
                     Capabilities = Capabilities.Empty
                     CapaSupported = None
                     ChannelBinding = binding
-                    Partial = Array.Empty() }
+                    Partial = Array.Empty()
+                }
 
             let info =
                 { info with
                     ApopTimestamp = None
-                    ApopDiscardedByStls = info.ApopTimestamp.IsSome || info.ApopDiscardedByStls }
+                    ApopDiscardedByStls = info.ApopTimestamp.IsSome || info.ApopDiscardedByStls
+                }
 
             move c Trigger.TlsEstablished (Phase.AwaitingCapa info)
             sendByCore c Request.Capa
@@ -1196,7 +1336,8 @@ module Session =
             | Ok cmd ->
                 c.S <-
                     { c.S with
-                        Phase = Phase.AwaitingLoginReply(info, login, Some { sasl with AwaitingCaller = false }) }
+                        Phase = Phase.AwaitingLoginReply(info, login, Some { sasl with AwaitingCaller = false })
+                    }
 
                 c.Out.Add(Output.Send cmd)
             | Error e -> emit c (Event.Refused(0L, e))
@@ -1215,9 +1356,11 @@ module Session =
     /// any input (a broken server or a misusing caller is an event).
     let step (state: SessionState) (input: Input) : struct (SessionState * Output list) =
         let c =
-            { S = state
-              Out = ResizeArray()
-              Replying = None }
+            {
+                S = state
+                Out = ResizeArray()
+                Replying = None
+            }
 
         match input with
         | Input.Received chunk -> received c chunk

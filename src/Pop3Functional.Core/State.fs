@@ -4,20 +4,24 @@ open System
 
 /// What the session knows before login (RFC 1939 §4 AUTHORIZATION).
 type AuthorizationInfo =
-    { Greeting: Greeting
-      /// The greeting's APOP timestamp; None when there was none or after STLS discarded it.
-      ApopTimestamp: string option
-      /// True when STLS discarded the timestamp (RFC 2595 §4), so APOP can say why it is refused.
-      ApopDiscardedByStls: bool }
+    {
+        Greeting: Greeting
+        /// The greeting's APOP timestamp; None when there was none or after STLS discarded it.
+        ApopTimestamp: string option
+        /// True when STLS discarded the timestamp (RFC 2595 §4), so APOP can say why it is refused.
+        ApopDiscardedByStls: bool
+    }
 
 /// The state of a SASL exchange (RFC 5034 §4).
 type SaslExchange =
-    { Mechanism: string
-      Rounds: int
-      /// An initial response that did not fit on the AUTH line; sent after the first "+ ".
-      DeferredInitialResponse: Secret option
-      /// True when a challenge was handed to the caller and the server now waits for the answer.
-      AwaitingCaller: bool }
+    {
+        Mechanism: string
+        Rounds: int
+        /// An initial response that did not fit on the AUTH line; sent after the first "+ ".
+        DeferredInitialResponse: Secret option
+        /// True when a challenge was handed to the caller and the server now waits for the answer.
+        AwaitingCaller: bool
+    }
 
 /// A state and the data valid in it (DESIGN §3). See Transitions for the moves between them.
 [<RequireQualifiedAccess>]
@@ -66,15 +70,17 @@ type Expect =
 
 /// A command submitted and not yet fully answered.
 type Pending =
-    { Id: RequestId
-      Request: Request
-      Command: EncodedCommand
-      Expect: Expect
-      /// Commands that change the state (or the meaning of later replies) are never pipelined.
-      Barrier: bool
-      /// The deletion marks when the command was accepted: what a LIST/UIDL listing omits, since
-      /// the server answers it before any DELE or RSET queued behind it (RFC 1939 §5).
-      DeletedBefore: Set<uint64> }
+    {
+        Id: RequestId
+        Request: Request
+        Command: EncodedCommand
+        Expect: Expect
+        /// Commands that change the state (or the meaning of later replies) are never pipelined.
+        Barrier: bool
+        /// The deletion marks when the command was accepted: what a LIST/UIDL listing omits, since
+        /// the server answers it before any DELE or RSET queued behind it (RFC 1939 §5).
+        DeletedBefore: Set<uint64>
+    }
 
 /// A listing being collected (newest first).
 [<RequireQualifiedAccess>]
@@ -94,8 +100,10 @@ type Reading =
 
 /// A persistent FIFO queue (two lists).
 type Fifo<'T> =
-    { Front: 'T list
-      Back: 'T list }
+    {
+        Front: 'T list
+        Back: 'T list
+    }
 
     static member Empty: Fifo<'T> = { Front = []; Back = [] }
 
@@ -115,24 +123,26 @@ type Fifo<'T> =
 
 /// The whole client session: an immutable value stepped by Session.step.
 type SessionState =
-    { Options: Options
-      Phase: Phase
-      TlsActive: bool
-      /// UTF8 was accepted (RFC 6856): texts decode as UTF-8.
-      Utf8Active: bool
-      /// The latest capabilities (Empty before CAPA or after it failed).
-      Capabilities: Capabilities
-      /// None before the first CAPA answer; Some false after CAPA -ERR.
-      CapaSupported: bool option
-      /// Sent, awaiting their replies; the oldest first.
-      InFlight: Pending list
-      InFlightOctets: int
-      /// Accepted, not yet sent (pipelining window, barriers).
-      Waiting: Fifo<Pending>
-      Reading: Reading
-      /// The bytes of an incomplete line, copied between steps (bounded by MaxLineOctets).
-      Partial: byte[]
-      NextCoreId: RequestId
-      QuirksReported: Set<Quirk>
-      /// Channel-binding data from the TLS layer, for SCRAM-*-PLUS (RFC 5929).
-      ChannelBinding: byte[] option }
+    {
+        Options: Options
+        Phase: Phase
+        TlsActive: bool
+        /// UTF8 was accepted (RFC 6856): texts decode as UTF-8.
+        Utf8Active: bool
+        /// The latest capabilities (Empty before CAPA or after it failed).
+        Capabilities: Capabilities
+        /// None before the first CAPA answer; Some false after CAPA -ERR.
+        CapaSupported: bool option
+        /// Sent, awaiting their replies; the oldest first.
+        InFlight: Pending list
+        InFlightOctets: int
+        /// Accepted, not yet sent (pipelining window, barriers).
+        Waiting: Fifo<Pending>
+        Reading: Reading
+        /// The bytes of an incomplete line, copied between steps (bounded by MaxLineOctets).
+        Partial: byte[]
+        NextCoreId: RequestId
+        QuirksReported: Set<Quirk>
+        /// Channel-binding data from the TLS layer, for SCRAM-*-PLUS (RFC 5929).
+        ChannelBinding: byte[] option
+    }

@@ -37,98 +37,137 @@ type Trigger =
 
 /// One row of the transition table.
 type Transition =
-    { From: PhaseKind
-      On: Trigger
-      To: PhaseKind
-      /// When the row applies, if not always.
-      When: string }
+    {
+        From: PhaseKind
+        On: Trigger
+        To: PhaseKind
+        /// When the row applies, if not always.
+        When: string
+    }
 
 /// Every transition of the client session, as data. Session.fs asks this table whether a command
 /// is allowed and where a reply leads; docs/state-machine.md is generated from it.
 [<RequireQualifiedAccess>]
 module Transitions =
     let private row from on target condition =
-        { From = from
-          On = on
-          To = target
-          When = condition }
+        {
+            From = from
+            On = on
+            To = target
+            When = condition
+        }
 
     let private stay phase keyword =
-        [ row phase (Trigger.Submitted keyword) phase ""
-          row phase (Trigger.Ok keyword) phase ""
-          row phase (Trigger.Err keyword) phase "" ]
+        [
+            row phase (Trigger.Submitted keyword) phase ""
+            row phase (Trigger.Ok keyword) phase ""
+            row phase (Trigger.Err keyword) phase ""
+        ]
 
     let private everyLiveState =
-        [ PhaseKind.AwaitingGreeting
-          PhaseKind.AwaitingCapa
-          PhaseKind.Authorization
-          PhaseKind.AwaitingUserReply
-          PhaseKind.AwaitingPass
-          PhaseKind.AwaitingStlsReply
-          PhaseKind.AwaitingTlsHandshake
-          PhaseKind.AwaitingLoginReply
-          PhaseKind.OpeningMailbox
-          PhaseKind.Transaction
-          PhaseKind.AwaitingQuitReply ]
+        [
+            PhaseKind.AwaitingGreeting
+            PhaseKind.AwaitingCapa
+            PhaseKind.Authorization
+            PhaseKind.AwaitingUserReply
+            PhaseKind.AwaitingPass
+            PhaseKind.AwaitingStlsReply
+            PhaseKind.AwaitingTlsHandshake
+            PhaseKind.AwaitingLoginReply
+            PhaseKind.OpeningMailbox
+            PhaseKind.Transaction
+            PhaseKind.AwaitingQuitReply
+        ]
 
     /// The table. Commands that do not change the state appear as rows to the same state.
     let table: Transition list =
         [ // RFC 1939 §4: the greeting; DESIGN §12: CAPA follows on its own.
-          row PhaseKind.AwaitingGreeting (Trigger.Ok "greeting") PhaseKind.AwaitingCapa "CAPA sent by the core"
-          row PhaseKind.AwaitingGreeting (Trigger.Err "greeting") PhaseKind.Failed "the server refused the session"
-          // RFC 2449 §5; a -ERR means an RFC 1939-only server.
-          row PhaseKind.AwaitingCapa (Trigger.Ok "CAPA") PhaseKind.Authorization "TLS is up or not required"
-          row PhaseKind.AwaitingCapa (Trigger.Err "CAPA") PhaseKind.Authorization "TLS is up or not required"
-          row
-              PhaseKind.AwaitingCapa
-              (Trigger.SentByCore "STLS")
-              PhaseKind.AwaitingStlsReply
-              "TLS required and not up; STLS offered or CAPA unsupported"
-          row PhaseKind.AwaitingCapa Trigger.Violation PhaseKind.Failed "TLS required and STLS not offered"
-          // RFC 2595 §4.
-          row PhaseKind.Authorization (Trigger.Submitted "STLS") PhaseKind.AwaitingStlsReply "no TLS yet"
-          row PhaseKind.AwaitingStlsReply (Trigger.Ok "STLS") PhaseKind.AwaitingTlsHandshake "StartTls output"
-          row PhaseKind.AwaitingStlsReply (Trigger.Err "STLS") PhaseKind.Authorization "TLS not required"
-          row PhaseKind.AwaitingStlsReply (Trigger.Err "STLS") PhaseKind.Failed "TLS required"
-          row PhaseKind.AwaitingTlsHandshake Trigger.TlsEstablished PhaseKind.AwaitingCapa "capabilities forgotten, CAPA again"
-          // RFC 1939 §7 USER/PASS, RPOP (RFC 1081).
-          row PhaseKind.Authorization (Trigger.Submitted "USER") PhaseKind.AwaitingUserReply ""
-          row PhaseKind.AwaitingUserReply (Trigger.Ok "USER") PhaseKind.AwaitingPass ""
-          row PhaseKind.AwaitingUserReply (Trigger.Err "USER") PhaseKind.Authorization ""
-          row PhaseKind.AwaitingPass (Trigger.Submitted "PASS") PhaseKind.AwaitingLoginReply ""
-          row PhaseKind.AwaitingPass (Trigger.Submitted "RPOP") PhaseKind.AwaitingLoginReply ""
-          row PhaseKind.AwaitingPass (Trigger.Submitted "QUIT") PhaseKind.AwaitingQuitReply ""
-          // RFC 1939 §7 APOP; RFC 5034 AUTH.
-          row PhaseKind.Authorization (Trigger.Submitted "APOP") PhaseKind.AwaitingLoginReply "the greeting had a timestamp"
-          row PhaseKind.Authorization (Trigger.Submitted "AUTH") PhaseKind.AwaitingLoginReply ""
-          row PhaseKind.AwaitingLoginReply Trigger.Continuation PhaseKind.AwaitingLoginReply "SASL challenge"
-          for k in [ "PASS"; "RPOP"; "APOP"; "AUTH" ] do
-              row PhaseKind.AwaitingLoginReply (Trigger.Ok k) PhaseKind.OpeningMailbox "CAPA (if known) and STAT sent by the core"
-              row PhaseKind.AwaitingLoginReply (Trigger.Err k) PhaseKind.Authorization ""
-          // DESIGN §12: the snapshot is fixed by STAT after login.
-          row PhaseKind.OpeningMailbox (Trigger.Ok "CAPA") PhaseKind.OpeningMailbox ""
-          row PhaseKind.OpeningMailbox (Trigger.Err "CAPA") PhaseKind.OpeningMailbox ""
-          row PhaseKind.OpeningMailbox (Trigger.Ok "STAT") PhaseKind.Transaction "the login request is answered"
-          row PhaseKind.OpeningMailbox (Trigger.Err "STAT") PhaseKind.Failed "no snapshot, no safe numbering"
-          // Authorization-state commands that keep the state (RFC 2449, RFC 6856).
-          yield! stay PhaseKind.Authorization "CAPA"
-          yield! stay PhaseKind.Authorization "UTF8"
-          yield! stay PhaseKind.Authorization "LANG"
-          row PhaseKind.Authorization (Trigger.Submitted "QUIT") PhaseKind.AwaitingQuitReply ""
-          // RFC 1939 §5 and §7: the transaction state.
-          for k in [ "STAT"; "LIST"; "RETR"; "DELE"; "NOOP"; "RSET"; "TOP"; "UIDL"; "CAPA"; "LANG" ] do
-              yield! stay PhaseKind.Transaction k
-          row PhaseKind.Transaction (Trigger.Submitted "QUIT") PhaseKind.AwaitingQuitReply "after every reply has arrived"
-          // RFC 1939 §6: UPDATE happens on +OK to QUIT only.
-          row PhaseKind.AwaitingQuitReply (Trigger.Ok "QUIT") PhaseKind.Closed "deletions committed"
-          row PhaseKind.AwaitingQuitReply (Trigger.Err "QUIT") PhaseKind.Closed "deletions not confirmed"
-          for phase in everyLiveState do
-              row phase Trigger.EndOfStream PhaseKind.Failed "the server closed the connection"
-              row phase Trigger.Violation PhaseKind.Failed "sticky" ]
+            row PhaseKind.AwaitingGreeting (Trigger.Ok "greeting") PhaseKind.AwaitingCapa "CAPA sent by the core"
+            row PhaseKind.AwaitingGreeting (Trigger.Err "greeting") PhaseKind.Failed "the server refused the session"
+            // RFC 2449 §5; a -ERR means an RFC 1939-only server.
+            row PhaseKind.AwaitingCapa (Trigger.Ok "CAPA") PhaseKind.Authorization "TLS is up or not required"
+            row PhaseKind.AwaitingCapa (Trigger.Err "CAPA") PhaseKind.Authorization "TLS is up or not required"
+            row
+                PhaseKind.AwaitingCapa
+                (Trigger.SentByCore "STLS")
+                PhaseKind.AwaitingStlsReply
+                "TLS required and not up; STLS offered or CAPA unsupported"
+            row PhaseKind.AwaitingCapa Trigger.Violation PhaseKind.Failed "TLS required and STLS not offered"
+            // RFC 2595 §4.
+            row PhaseKind.Authorization (Trigger.Submitted "STLS") PhaseKind.AwaitingStlsReply "no TLS yet"
+            row PhaseKind.AwaitingStlsReply (Trigger.Ok "STLS") PhaseKind.AwaitingTlsHandshake "StartTls output"
+            row PhaseKind.AwaitingStlsReply (Trigger.Err "STLS") PhaseKind.Authorization "TLS not required"
+            row PhaseKind.AwaitingStlsReply (Trigger.Err "STLS") PhaseKind.Failed "TLS required"
+            row
+                PhaseKind.AwaitingTlsHandshake
+                Trigger.TlsEstablished
+                PhaseKind.AwaitingCapa
+                "capabilities forgotten, CAPA again"
+            // RFC 1939 §7 USER/PASS, RPOP (RFC 1081).
+            row PhaseKind.Authorization (Trigger.Submitted "USER") PhaseKind.AwaitingUserReply ""
+            row PhaseKind.AwaitingUserReply (Trigger.Ok "USER") PhaseKind.AwaitingPass ""
+            row PhaseKind.AwaitingUserReply (Trigger.Err "USER") PhaseKind.Authorization ""
+            row PhaseKind.AwaitingPass (Trigger.Submitted "PASS") PhaseKind.AwaitingLoginReply ""
+            row PhaseKind.AwaitingPass (Trigger.Submitted "RPOP") PhaseKind.AwaitingLoginReply ""
+            row PhaseKind.AwaitingPass (Trigger.Submitted "QUIT") PhaseKind.AwaitingQuitReply ""
+            // RFC 1939 §7 APOP; RFC 5034 AUTH.
+            row
+                PhaseKind.Authorization
+                (Trigger.Submitted "APOP")
+                PhaseKind.AwaitingLoginReply
+                "the greeting had a timestamp"
+            row PhaseKind.Authorization (Trigger.Submitted "AUTH") PhaseKind.AwaitingLoginReply ""
+            row PhaseKind.AwaitingLoginReply Trigger.Continuation PhaseKind.AwaitingLoginReply "SASL challenge"
+            for k in [ "PASS"; "RPOP"; "APOP"; "AUTH" ] do
+                row
+                    PhaseKind.AwaitingLoginReply
+                    (Trigger.Ok k)
+                    PhaseKind.OpeningMailbox
+                    "CAPA (if known) and STAT sent by the core"
+
+                row PhaseKind.AwaitingLoginReply (Trigger.Err k) PhaseKind.Authorization ""
+            // DESIGN §12: the snapshot is fixed by STAT after login.
+            row PhaseKind.OpeningMailbox (Trigger.Ok "CAPA") PhaseKind.OpeningMailbox ""
+            row PhaseKind.OpeningMailbox (Trigger.Err "CAPA") PhaseKind.OpeningMailbox ""
+            row PhaseKind.OpeningMailbox (Trigger.Ok "STAT") PhaseKind.Transaction "the login request is answered"
+            row PhaseKind.OpeningMailbox (Trigger.Err "STAT") PhaseKind.Failed "no snapshot, no safe numbering"
+            // Authorization-state commands that keep the state (RFC 2449, RFC 6856).
+            yield! stay PhaseKind.Authorization "CAPA"
+            yield! stay PhaseKind.Authorization "UTF8"
+            yield! stay PhaseKind.Authorization "LANG"
+            row PhaseKind.Authorization (Trigger.Submitted "QUIT") PhaseKind.AwaitingQuitReply ""
+            // RFC 1939 §5 and §7: the transaction state.
+            for k in
+                [
+                    "STAT"
+                    "LIST"
+                    "RETR"
+                    "DELE"
+                    "NOOP"
+                    "RSET"
+                    "TOP"
+                    "UIDL"
+                    "CAPA"
+                    "LANG"
+                ] do
+                yield! stay PhaseKind.Transaction k
+            row
+                PhaseKind.Transaction
+                (Trigger.Submitted "QUIT")
+                PhaseKind.AwaitingQuitReply
+                "after every reply has arrived"
+            // RFC 1939 §6: UPDATE happens on +OK to QUIT only.
+            row PhaseKind.AwaitingQuitReply (Trigger.Ok "QUIT") PhaseKind.Closed "deletions committed"
+            row PhaseKind.AwaitingQuitReply (Trigger.Err "QUIT") PhaseKind.Closed "deletions not confirmed"
+            for phase in everyLiveState do
+                row phase Trigger.EndOfStream PhaseKind.Failed "the server closed the connection"
+                row phase Trigger.Violation PhaseKind.Failed "sticky"
+        ]
 
     /// True when the caller may submit this command in this state.
     let allows (phase: PhaseKind) (keyword: string) =
-        table |> List.exists (fun t -> t.From = phase && t.On = Trigger.Submitted keyword)
+        table
+        |> List.exists (fun t -> t.From = phase && t.On = Trigger.Submitted keyword)
 
     /// The commands a caller may submit in a state, in table order.
     let commandsIn (phase: PhaseKind) =
@@ -164,13 +203,26 @@ module Transitions =
             table
             |> List.filter (fun t -> t.From <> t.To)
             |> List.filter (fun t ->
-                not (t.To = PhaseKind.Failed && (t.On = Trigger.Violation || t.On = Trigger.EndOfStream)))
+                not (
+                    t.To = PhaseKind.Failed
+                    && (t.On = Trigger.Violation || t.On = Trigger.EndOfStream)
+                ))
             |> List.groupBy (fun t -> t.From, t.To)
 
         for ((from, target), rows) in edges do
-            let label = rows |> List.map (fun t -> triggerText t.On) |> List.distinct |> String.concat ", "
+            let label =
+                rows
+                |> List.map (fun t -> triggerText t.On)
+                |> List.distinct
+                |> String.concat ", "
+
             sb.AppendLine($"    {from} --> {target} : {label}") |> ignore
 
         sb.AppendLine("    Closed --> [*]") |> ignore
-        sb.AppendLine("    note right of Failed : every live state goes here on a protocol error or a closed connection; sticky") |> ignore
+
+        sb.AppendLine(
+            "    note right of Failed : every live state goes here on a protocol error or a closed connection; sticky"
+        )
+        |> ignore
+
         sb.ToString()

@@ -7,15 +7,21 @@ open System.Text
 open Pop3Functional.Core
 
 let private show (prefix: string) (bytes: string) =
-    for line in bytes.Split("\r\n", StringSplitOptions.None) |> Array.take (max 1 (bytes.Split("\r\n").Length - 1)) do
+    for line in
+        bytes.Split("\r\n", StringSplitOptions.None)
+        |> Array.take (max 1 (bytes.Split("\r\n").Length - 1)) do
         printfn "%s %s" prefix line
 
 let private describeReply (reply: Reply) =
     match reply with
     | Reply.LoggedIn(_, snap) -> $"logged in: {snap.Count} messages, {snap.Octets} octets (snapshot fixed)"
     | Reply.Stat st -> $"STAT: {st.Count} messages, {st.Octets} octets"
-    | Reply.Listing entries -> "LIST: " + String.Join(", ", entries |> List.map (fun e -> $"#{e.Number}={e.Octets}"))
-    | Reply.UidListing entries -> "UIDL: " + String.Join(", ", entries |> List.map (fun e -> $"#{e.Number}={e.Uid}"))
+    | Reply.Listing entries ->
+        "LIST: "
+        + String.Join(", ", entries |> List.map (fun e -> $"#{e.Number}={e.Octets}"))
+    | Reply.UidListing entries ->
+        "UIDL: "
+        + String.Join(", ", entries |> List.map (fun e -> $"#{e.Number}={e.Uid}"))
     | Reply.MessageFollows s -> $"message follows ({s.Text})"
     | Reply.Quit q ->
         let committed = String.Join(", ", q.DeletionsCommitted)
@@ -28,7 +34,8 @@ let private runDemo () =
         { Options.Default with
             Tls = TlsMode.NoTls
             // The demo is in memory; a real plaintext session needs this opt-in too (DESIGN §6).
-            AllowPlaintextCredentials = true }
+            AllowPlaintextCredentials = true
+        }
 
     let mutable session = Session.create options
     let bodies = Collections.Generic.Dictionary<RequestId, StringBuilder>()
@@ -59,7 +66,8 @@ let private runDemo () =
             | Output.Emit(Event.CapabilitiesReceived caps) ->
                 printfn "   => capabilities: %s" (String.Join(" ", caps.Lines))
             | Output.Emit(Event.AuthorizationReady _) -> printfn "   => ready to log in"
-            | Output.Emit(Event.Refused(id, err)) -> printfn "   => request %d refused before sending: %s" id err.Message
+            | Output.Emit(Event.Refused(id, err)) ->
+                printfn "   => request %d refused before sending: %s" id err.Message
             | Output.Emit(Event.Rejected(id, err)) -> printfn "   => request %d: %s" id err.Message
             | Output.Emit(Event.Aborted(id, err)) -> printfn "   => request %d aborted: %s" id err.Message
             | Output.Emit(Event.Failed err) -> printfn "   => session failed: %s" err.Message
@@ -80,15 +88,17 @@ let private runDemo () =
     step (Input.Received(ReadOnlyMemory(Encoding.ASCII.GetBytes ScriptedServer.greeting)))
 
     let requests =
-        [ Request.User "bob"
-          Request.Pass(Secret.FromString "demo-password")
-          Request.Uidl None
-          Request.List None
-          Request.Top(1UL, 0UL)
-          Request.Retr 2UL
-          Request.Dele 2UL
-          Request.Retr 2UL // refused locally: message 2 is marked deleted
-          Request.Quit ]
+        [
+            Request.User "bob"
+            Request.Pass(Secret.FromString "demo-password")
+            Request.Uidl None
+            Request.List None
+            Request.Top(1UL, 0UL)
+            Request.Retr 2UL
+            Request.Dele 2UL
+            Request.Retr 2UL // refused locally: message 2 is marked deleted
+            Request.Quit
+        ]
 
     requests
     |> List.iteri (fun i request ->

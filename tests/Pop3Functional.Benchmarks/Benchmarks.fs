@@ -17,7 +17,10 @@ let small = lazy (build "2000 x 4 KiB" 2000 4096 76 20)
 let large = lazy (build "1 x 50 MiB" 1 (50 * 1024 * 1024) 76 20)
 
 let private streamOf (case: BenchmarkCase) =
-    if case.Descriptor.Categories |> Array.contains "50MiB" then large.Value else small.Value
+    if case.Descriptor.Categories |> Array.contains "50MiB" then
+        large.Value
+    else
+        small.Value
 
 /// MB/s (10^6 octets per second) of wire bytes, from the mean time per operation.
 type ThroughputColumn() =
@@ -29,7 +32,10 @@ type ThroughputColumn() =
         member _.PriorityInCategory = 0
         member _.IsNumeric = true
         member _.UnitType = UnitType.Dimensionless
-        member _.Legend = "Wire octets decoded per second, in MB/s (10^6 octets), from the mean"
+
+        member _.Legend =
+            "Wire octets decoded per second, in MB/s (10^6 octets), from the mean"
+
         member _.IsAvailable(_: Summary) = true
         member _.IsDefault(_: Summary, _: BenchmarkCase) = false
 
@@ -93,7 +99,8 @@ type Decode() =
     member _.SetUpBaseline() = Array.Clear receive
 
     [<Benchmark(Baseline = true); BenchmarkCategory("4KiB")>]
-    member _.Baseline_2000x4KiB() = (runBaseline small.Value receive).Bodies
+    member _.Baseline_2000x4KiB() =
+        (runBaseline small.Value receive).Bodies
 
     [<Benchmark; BenchmarkCategory("4KiB")>]
     member _.Session_2000x4KiB() =
@@ -104,7 +111,8 @@ type Decode() =
         (runMachine small.Value machine sent receive).Bodies
 
     [<Benchmark(Baseline = true); BenchmarkCategory("50MiB")>]
-    member _.Baseline_1x50MiB() = (runBaseline large.Value receive).Bodies
+    member _.Baseline_1x50MiB() =
+        (runBaseline large.Value receive).Bodies
 
     [<Benchmark; BenchmarkCategory("50MiB")>]
     member _.Session_1x50MiB() =

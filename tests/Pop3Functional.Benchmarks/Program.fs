@@ -34,12 +34,14 @@ let alloc () =
     let receive = Array.zeroCreate<byte> ChunkSize
 
     let cases =
-        [ build "2000 x 4 KiB, 76-octet lines, 1 in 20 stuffed" 2000 4096 76 20
-          build "2000 x 4 KiB, 17-octet lines (4x lines), 1 in 20 stuffed" 2000 4096 17 20
-          build "2000 x 4 KiB, 76-octet lines, none stuffed" 2000 4096 76 0
-          build "2000 x 4 KiB, 17-octet lines (4x lines), none stuffed" 2000 4096 17 0
-          build "2000 x 16 KiB, 76-octet lines (4x lines), 1 in 20 stuffed" 2000 16384 76 20
-          build "1 x 50 MiB, 76-octet lines, 1 in 20 stuffed" 1 (50 * 1024 * 1024) 76 20 ]
+        [
+            build "2000 x 4 KiB, 76-octet lines, 1 in 20 stuffed" 2000 4096 76 20
+            build "2000 x 4 KiB, 17-octet lines (4x lines), 1 in 20 stuffed" 2000 4096 17 20
+            build "2000 x 4 KiB, 76-octet lines, none stuffed" 2000 4096 76 0
+            build "2000 x 4 KiB, 17-octet lines (4x lines), none stuffed" 2000 4096 17 0
+            build "2000 x 16 KiB, 76-octet lines (4x lines), 1 in 20 stuffed" 2000 16384 76 20
+            build "1 x 50 MiB, 76-octet lines, 1 in 20 stuffed" 1 (50 * 1024 * 1024) 76 20
+        ]
 
     printfn "Allocated bytes per decoding run (GC.GetAllocatedBytesForCurrentThread; login and RETR"
     printfn "submission excluded; one warm-up run, then one measured run; 16 KiB reads)."
@@ -61,9 +63,11 @@ let alloc () =
 
     for stream in cases do
         let rows =
-            [ "Session", sessionRun stream receive
-              "Machine", machineRun stream receive
-              "Baseline", baselineRun stream receive ]
+            [
+                "Session", sessionRun stream receive
+                "Machine", machineRun stream receive
+                "Baseline", baselineRun stream receive
+            ]
 
         for name, run in rows do
             let bytes, t = allocated run
@@ -96,7 +100,11 @@ let private timeOnce (run: unit -> (unit -> Tally)) =
 
 let private median (xs: float list) =
     let a = List.sort xs |> Array.ofList
-    if a.Length % 2 = 1 then a[a.Length / 2] else (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2.0
+
+    if a.Length % 2 = 1 then
+        a[a.Length / 2]
+    else
+        (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2.0
 
 /// --quick: a Stopwatch loop (a few warm-ups, then timed runs, interleaved so that noise hits
 /// every decoder alike); prints MB/s of wire octets and the time ratio to the baseline.
@@ -106,12 +114,16 @@ let quick () =
     let large = Benchmarks.large.Value
 
     let groups =
-        [ small,
-          40,
-          [ "Baseline", baselineRun small receive
-            "Session", sessionRun small receive
-            "Machine", machineRun small receive ]
-          large, 20, [ "Baseline", baselineRun large receive; "Session", sessionRun large receive ] ]
+        [
+            small,
+            40,
+            [
+                "Baseline", baselineRun small receive
+                "Session", sessionRun small receive
+                "Machine", machineRun small receive
+            ]
+            large, 20, [ "Baseline", baselineRun large receive; "Session", sessionRun large receive ]
+        ]
 
     printfn "Quick run: median of timed runs after 3 warm-ups; MB/s = wire octets / time (MB = 10^6)."
     printfn "Ratio = time / baseline time (1.00 = as fast as the hand-written decoder)."
@@ -125,7 +137,8 @@ let quick () =
             for _ in 1..3 do
                 timeOnce run |> ignore
 
-        let times = decoders |> List.map (fun (name, _) -> name, ResizeArray<float>()) |> dict
+        let times =
+            decoders |> List.map (fun (name, _) -> name, ResizeArray<float>()) |> dict
 
         for _ in 1..runs do
             for name, run in decoders do

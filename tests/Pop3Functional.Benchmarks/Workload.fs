@@ -12,21 +12,24 @@ let ChunkSize = 16 * 1024
 
 /// A pre-built server reply stream: N RETR replies back to back, as the server sends them.
 type ReplyStream =
-    { Name: string
-      /// The bytes on the wire: "+OK ..." status lines, dot-stuffed bodies, ".CRLF" terminators.
-      Wire: byte[]
-      /// The octets of each body after unstuffing (what BodyEnded must report), message 1 first.
-      Octets: uint64[]
-      /// Body lines in all messages (line ends counted, the terminator not).
-      BodyLines: int64
-      /// Lines that start with "." and were therefore stuffed on the wire.
-      StuffedLines: int64 }
+    {
+        Name: string
+        /// The bytes on the wire: "+OK ..." status lines, dot-stuffed bodies, ".CRLF" terminators.
+        Wire: byte[]
+        /// The octets of each body after unstuffing (what BodyEnded must report), message 1 first.
+        Octets: uint64[]
+        /// Body lines in all messages (line ends counted, the terminator not).
+        BodyLines: int64
+        /// Lines that start with "." and were therefore stuffed on the wire.
+        StuffedLines: int64
+    }
 
     member r.Messages = r.Octets.Length
     member r.DecodedOctets = Array.sum r.Octets
 
 /// Printable text for the line bodies (base64-like, as attachments look on the wire).
-let private alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"B
+let private alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"B
 
 /// Builds `messages` replies of `bodyOctets` octets each (after unstuffing), made of lines of
 /// `lineOctets` octets plus CRLF (the last line shorter if needed), every `stuffEvery`-th line
@@ -36,7 +39,7 @@ let build (name: string) (messages: int) (bodyOctets: int) (lineOctets: int) (st
     let octets = Array.zeroCreate<uint64> messages
     let mutable lines = 0L
     let mutable stuffed = 0L
-    let line = Array.zeroCreate<byte> (lineOctets + 2)
+    let line = Array.zeroCreate<byte>(lineOctets + 2)
     let mutable globalLine = 0L
 
     for m in 0 .. messages - 1 do
@@ -56,7 +59,8 @@ let build (name: string) (messages: int) (bodyOctets: int) (lineOctets: int) (st
             for i in 0 .. n - 1 do
                 line[i] <- alphabet[int ((globalLine * 7L + int64 i) % int64 alphabet.Length)]
 
-            let dotted = stuffEvery > 0 && globalLine % int64 stuffEvery = int64 (stuffEvery / 2)
+            let dotted =
+                stuffEvery > 0 && globalLine % int64 stuffEvery = int64 (stuffEvery / 2)
 
             if dotted then
                 line[0] <- byte '.'
@@ -73,31 +77,37 @@ let build (name: string) (messages: int) (bodyOctets: int) (lineOctets: int) (st
         octets[m] <- uint64 bodyOctets
         wire.Write(".\r\n"B, 0, 3)
 
-    { Name = name
-      Wire = wire.ToArray()
-      Octets = octets
-      BodyLines = lines
-      StuffedLines = stuffed }
+    {
+        Name = name
+        Wire = wire.ToArray()
+        Octets = octets
+        BodyLines = lines
+        StuffedLines = stuffed
+    }
 
 /// Plaintext options with plaintext credentials allowed, pipelining when offered.
 let options =
     { Options.Default with
         Tls = TlsMode.NoTls
-        AllowPlaintextCredentials = true }
+        AllowPlaintextCredentials = true
+    }
 
 let private capa = "+OK\r\nUSER\r\nPIPELINING\r\nTOP\r\nUIDL\r\n.\r\n"B
 
 /// The server's side of the login, in the order the core needs it (greeting, CAPA, USER, PASS,
 /// then the core's own CAPA and STAT).
 let private loginScript (count: int) (octets: uint64) =
-    [ "+OK ready <1.2@bench>\r\n"B
-      capa
-      "+OK\r\n"B
-      "+OK logged in\r\n"B
-      capa
-      Encoding.ASCII.GetBytes $"+OK {count} {octets}\r\n" ]
+    [
+        "+OK ready <1.2@bench>\r\n"B
+        capa
+        "+OK\r\n"B
+        "+OK logged in\r\n"B
+        capa
+        Encoding.ASCII.GetBytes $"+OK {count} {octets}\r\n"
+    ]
 
-let private fail fmt = Printf.kprintf (fun s -> raise (InvalidOperationException s)) fmt
+let private fail fmt =
+    Printf.kprintf (fun s -> raise (InvalidOperationException s)) fmt
 
 /// A session logged in to the stream's mailbox, with RETR 1..N submitted (the first window sent).
 /// Returns the session and how many RETR commands it has sent so far.
@@ -137,16 +147,20 @@ let sessionReady (stream: ReplyStream) : SessionState * int =
 
 /// What a decoding run saw; checked against the stream after every run.
 type Tally =
-    { mutable Bodies: int
-      mutable BodyBytes: uint64
-      mutable Slices: int64
-      mutable RetrSent: int }
+    {
+        mutable Bodies: int
+        mutable BodyBytes: uint64
+        mutable Slices: int64
+        mutable RetrSent: int
+    }
 
 let newTally retrSent =
-    { Bodies = 0
-      BodyBytes = 0UL
-      Slices = 0L
-      RetrSent = retrSent }
+    {
+        Bodies = 0
+        BodyBytes = 0UL
+        Slices = 0L
+        RetrSent = retrSent
+    }
 
 /// Throws unless every body ended, in order, with the right octet count, and every RETR was sent.
 let verify (stream: ReplyStream) (t: Tally) =
@@ -172,7 +186,10 @@ let runSession (stream: ReplyStream) (session: SessionState) (retrSent: int) (re
         let n = min ChunkSize (wire.Length - pos)
         Buffer.BlockCopy(wire, pos, receive, 0, n)
         pos <- pos + n
-        let struct (next, outs) = Session.step s (Input.Received(ReadOnlyMemory(receive, 0, n)))
+
+        let struct (next, outs) =
+            Session.step s (Input.Received(ReadOnlyMemory(receive, 0, n)))
+
         s <- next
         let mutable o = outs
 
@@ -185,7 +202,13 @@ let runSession (stream: ReplyStream) (session: SessionState) (retrSent: int) (re
                 let expected = stream.Octets[t.Bodies]
 
                 if id <> int64 (t.Bodies + 3) || octets <> expected || bodyBytes <> expected then
-                    fail "%s: body #%d ended with %d octets (%d delivered), %d expected" stream.Name id octets bodyBytes expected
+                    fail
+                        "%s: body #%d ended with %d octets (%d delivered), %d expected"
+                        stream.Name
+                        id
+                        octets
+                        bodyBytes
+                        expected
 
                 t.BodyBytes <- t.BodyBytes + octets
                 t.Bodies <- t.Bodies + 1
@@ -263,8 +286,18 @@ let runMachine (stream: ReplyStream) (m: Pop3Machine) (retrSent: int) (receive: 
                 | Pop3EventKind.BodyEnded ->
                     let expected = stream.Octets[t.Bodies]
 
-                    if o.RequestId <> int64 (t.Bodies + 3) || o.Octets <> expected || bodyBytes <> expected then
-                        fail "%s: body #%d ended with %d octets (%d delivered), %d expected" stream.Name o.RequestId o.Octets bodyBytes expected
+                    if
+                        o.RequestId <> int64 (t.Bodies + 3)
+                        || o.Octets <> expected
+                        || bodyBytes <> expected
+                    then
+                        fail
+                            "%s: body #%d ended with %d octets (%d delivered), %d expected"
+                            stream.Name
+                            o.RequestId
+                            o.Octets
+                            bodyBytes
+                            expected
 
                     t.BodyBytes <- t.BodyBytes + o.Octets
                     t.Bodies <- t.Bodies + 1
@@ -352,7 +385,11 @@ let runBaseline (stream: ReplyStream) (receive: byte[]) : Tally =
                     // At the status line's LF: the first "LF ." of the body may start here.
                     p <- p + lf
 
-            let at = if p < n then span.Slice(p).IndexOf(ReadOnlySpan lfDot) else -2
+            let at =
+                if p < n then
+                    span.Slice(p).IndexOf(ReadOnlySpan lfDot)
+                else
+                    -2
 
             if at = -2 then
                 ()

@@ -31,7 +31,12 @@ let normalize (outputs: Output seq) : Norm list =
         | Output.Emit(Event.BodyData(id, data)) ->
             let chunk = text (data.ToArray())
 
-            match (if result.Count > 0 then Some result[result.Count - 1] else None) with
+            match
+                (if result.Count > 0 then
+                     Some result[result.Count - 1]
+                 else
+                     None)
+            with
             | Some(NBody(prev, acc)) when prev = id -> result[result.Count - 1] <- NBody(id, acc + chunk)
             | _ -> result.Add(NBody(id, chunk))
         | Output.Emit e -> result.Add(NEvent e)
@@ -59,19 +64,29 @@ let feedChunks (state: SessionState) (chunks: byte[] seq) =
         outs.AddRange(normalize o)
 
     // Merge body pieces that came from different chunks.
-    s, normalize (outs |> Seq.map (function
-        | NSend t -> Output.Send { Bytes = ReadOnlyMemory(ascii t); LogText = t }
-        | NStartTls -> Output.StartTls
-        | NClose -> Output.Close
-        | NBody(id, t) -> Output.Emit(Event.BodyData(id, ReadOnlyMemory(Encoding.Latin1.GetBytes t)))
-        | NEvent e -> Output.Emit e))
+    s,
+    normalize (
+        outs
+        |> Seq.map (function
+            | NSend t ->
+                Output.Send
+                    {
+                        Bytes = ReadOnlyMemory(ascii t)
+                        LogText = t
+                    }
+            | NStartTls -> Output.StartTls
+            | NClose -> Output.Close
+            | NBody(id, t) -> Output.Emit(Event.BodyData(id, ReadOnlyMemory(Encoding.Latin1.GetBytes t)))
+            | NEvent e -> Output.Emit e)
+    )
 
 /// Steps one input and returns the session and normalised outputs.
 let stepN (state: SessionState) (input: Input) =
     let struct (s, o) = Session.step state input
     s, normalize o
 
-let received (s: string) = Input.Received(ReadOnlyMemory(Encoding.Latin1.GetBytes s))
+let received (s: string) =
+    Input.Received(ReadOnlyMemory(Encoding.Latin1.GetBytes s))
 
 /// Runs inputs in order; returns the final session and all normalised outputs.
 let runAll (state: SessionState) (inputs: Input list) =
@@ -87,35 +102,47 @@ let runAll (state: SessionState) (inputs: Input list) =
 
 /// The commands sent, as text without CRLF.
 let sent (outs: Norm list) =
-    outs |> List.choose (function NSend s -> Some(s.TrimEnd('\r', '\n')) | _ -> None)
+    outs
+    |> List.choose (function
+        | NSend s -> Some(s.TrimEnd('\r', '\n'))
+        | _ -> None)
 
 let events (outs: Norm list) =
-    outs |> List.choose (function NEvent e -> Some e | _ -> None)
+    outs
+    |> List.choose (function
+        | NEvent e -> Some e
+        | _ -> None)
 
 /// Plaintext options with plaintext credentials allowed: for tests of the dialogue itself.
 let plain =
     { Options.Default with
         Tls = TlsMode.NoTls
-        AllowPlaintextCredentials = true }
+        AllowPlaintextCredentials = true
+    }
 
 /// A session logged in to a mailbox of `count` messages (CAPA answered with PIPELINING when asked).
 let loggedIn (options: Options) (count: int) (pipelining: bool) =
     let capa =
-        if pipelining then "+OK\r\nUSER\r\nPIPELINING\r\nTOP\r\nUIDL\r\n.\r\n" else "+OK\r\nUSER\r\n.\r\n"
+        if pipelining then
+            "+OK\r\nUSER\r\nPIPELINING\r\nTOP\r\nUIDL\r\n.\r\n"
+        else
+            "+OK\r\nUSER\r\n.\r\n"
 
     let s0 = Session.create options
 
     let s, outs =
         runAll
             s0
-            [ received "+OK ready <1.2@host>\r\n"
-              received capa
-              Input.Submit(1L, Request.User "bob")
-              received "+OK\r\n"
-              Input.Submit(2L, Request.Pass(Secret.FromString "pw"))
-              received "+OK logged in\r\n"
-              received capa
-              received $"+OK {count} {count * 100}\r\n" ]
+            [
+                received "+OK ready <1.2@host>\r\n"
+                received capa
+                Input.Submit(1L, Request.User "bob")
+                received "+OK\r\n"
+                Input.Submit(2L, Request.Pass(Secret.FromString "pw"))
+                received "+OK logged in\r\n"
+                received capa
+                received $"+OK {count} {count * 100}\r\n"
+            ]
 
     if s.Phase.Kind <> PhaseKind.Transaction then
         failwithf "harness: not logged in: %A" (render outs)

@@ -3,5 +3,4 @@ module Pop3Functional.Core.Tests.Main
 open Expecto
 
 [<EntryPoint>]
-let main argv =
-    runTestsInAssemblyWithCLIArgs [] argv
+let main argv = runTestsInAssemblyWithCLIArgs [] argv

@@ -13,21 +13,25 @@ open Pop3Functional.Core.Tests.Harness
 // ----- the mailbox ------------------------------------------------------------------------
 
 type Message =
-    { /// The whole message as RETR delivers it: CRLF line ends, not stuffed.
-      Text: string
-      HeaderLines: string list
-      BodyLines: string list
-      Uid: string }
+    {
+        /// The whole message as RETR delivers it: CRLF line ends, not stuffed.
+        Text: string
+        HeaderLines: string list
+        BodyLines: string list
+        Uid: string
+    }
 
     member m.Size = m.Text.Length
 
 let private makeMessage (header: string list) (body: string list) (uid: string) =
     let lines = header @ [ "" ] @ body
 
-    { Text = lines |> List.map (fun l -> l + "\r\n") |> String.concat ""
-      HeaderLines = header
-      BodyLines = body
-      Uid = uid }
+    {
+        Text = lines |> List.map (fun l -> l + "\r\n") |> String.concat ""
+        HeaderLines = header
+        BodyLines = body
+        Uid = uid
+    }
 
 /// TOP n m: the header, the blank line and the first m body lines (RFC 1939 §7).
 let private topOf (m: Message) (lines: int) =
@@ -65,7 +69,9 @@ type private HonestServer(messages: Message[], pipelining: bool) =
 
     member _.Handle(line: string) : string =
         let parts = line.Split ' '
-        let live () = [ 1 .. messages.Length ] |> List.filter (fun n -> not (deleted.Contains n))
+
+        let live () =
+            [ 1 .. messages.Length ] |> List.filter (fun n -> not (deleted.Contains n))
 
         let msg (s: string) (f: int -> string) =
             match Int32.TryParse s with
@@ -95,12 +101,16 @@ type private HonestServer(messages: Message[], pipelining: bool) =
             $"+OK {l.Length} {l |> List.sumBy (fun n -> messages[n - 1].Size)}\r\n"
         | STrans, [| "LIST" |] ->
             "+OK scan listing follows\r\n"
-            + (live () |> List.map (fun n -> $"{n} {messages[n - 1].Size}\r\n") |> String.concat "")
+            + (live ()
+               |> List.map (fun n -> $"{n} {messages[n - 1].Size}\r\n")
+               |> String.concat "")
             + ".\r\n"
         | STrans, [| "LIST"; n |] -> msg n (fun n -> $"+OK {n} {messages[n - 1].Size}\r\n")
         | STrans, [| "UIDL" |] ->
             "+OK unique-id listing follows\r\n"
-            + (live () |> List.map (fun n -> $"{n} {messages[n - 1].Uid}\r\n") |> String.concat "")
+            + (live ()
+               |> List.map (fun n -> $"{n} {messages[n - 1].Uid}\r\n")
+               |> String.concat "")
             + ".\r\n"
         | STrans, [| "UIDL"; n |] -> msg n (fun n -> $"+OK {n} {messages[n - 1].Uid}\r\n")
         | STrans, [| "RETR"; n |] ->
@@ -134,7 +144,12 @@ type private Expected =
     | ExpectReply of Reply
     | ExpectBody of string
 
-let private ok text : StatusLine = { IsOk = true; Code = None; Text = text }
+let private ok text : StatusLine =
+    {
+        IsOk = true
+        Code = None
+        Text = text
+    }
 
 let private phaseKindOf (m: ModelPhase) =
     match m with
@@ -149,7 +164,9 @@ let private phaseKindOf (m: ModelPhase) =
 /// The model's step for a submitted request: the expected outcome and the next model phase.
 let private modelSubmit (messages: Message[]) (phase: ModelPhase) (request: Request) =
     let count = messages.Length
-    let uid n = (MessageUid.TryCreate messages[n - 1].Uid).Value
+
+    let uid n =
+        (MessageUid.TryCreate messages[n - 1].Uid).Value
 
     if not (Transitions.allows (phaseKindOf phase) request.Keyword) then
         ExpectRefused UsageErrorKind.WrongState, phase, None
@@ -158,17 +175,21 @@ let private modelSubmit (messages: Message[]) (phase: ModelPhase) (request: Requ
         | MAuth, Request.User _ -> ExpectReply(Reply.Ok(ok "send PASS")), MAwaitingUser, None
         | MAwaitingPass, Request.Pass _ ->
             let snapshot =
-                { Count = uint64 count
-                  Octets = messages |> Array.sumBy (fun m -> uint64 m.Size)
-                  Deleted = Set.empty }
+                {
+                    Count = uint64 count
+                    Octets = messages |> Array.sumBy (fun m -> uint64 m.Size)
+                    Deleted = Set.empty
+                }
 
             ExpectReply(Reply.LoggedIn(ok "welcome", snapshot)), MAwaitingLogin, None
         | (MAuth | MAwaitingPass), Request.Quit ->
             ExpectReply(
                 Reply.Quit
-                    { Text = "bye"
-                      UpdateCompleted = false
-                      DeletionsCommitted = [] }
+                    {
+                        Text = "bye"
+                        UpdateCompleted = false
+                        DeletionsCommitted = []
+                    }
             ),
             MAwaitingQuit,
             None
@@ -176,9 +197,12 @@ let private modelSubmit (messages: Message[]) (phase: ModelPhase) (request: Requ
             let live = [ 1..count ] |> List.filter (fun n -> not (marks.Contains n))
 
             let checkNumber (n: uint64) =
-                if n = 0UL || n > uint64 count then Some UsageErrorKind.NoSuchMessage
-                elif marks.Contains(int n) then Some UsageErrorKind.MessageDeleted
-                else None
+                if n = 0UL || n > uint64 count then
+                    Some UsageErrorKind.NoSuchMessage
+                elif marks.Contains(int n) then
+                    Some UsageErrorKind.MessageDeleted
+                else
+                    None
 
             let numbered (n: uint64) (onValid: int -> Expected * ModelPhase) =
                 match checkNumber n with
@@ -191,17 +215,23 @@ let private modelSubmit (messages: Message[]) (phase: ModelPhase) (request: Requ
             | Request.Stat ->
                 ExpectReply(
                     Reply.Stat
-                        { Count = uint64 live.Length
-                          Octets = live |> List.sumBy (fun n -> uint64 messages[n - 1].Size) }
+                        {
+                            Count = uint64 live.Length
+                            Octets = live |> List.sumBy (fun n -> uint64 messages[n - 1].Size)
+                        }
                 ),
                 phase,
                 None
             | Request.List None ->
                 ExpectReply(
                     Reply.Listing
-                        [ for n in live ->
-                              { Number = uint64 n
-                                Octets = uint64 messages[n - 1].Size } ]
+                        [
+                            for n in live ->
+                                {
+                                    Number = uint64 n
+                                    Octets = uint64 messages[n - 1].Size
+                                }
+                        ]
                 ),
                 phase,
                 None
@@ -209,8 +239,10 @@ let private modelSubmit (messages: Message[]) (phase: ModelPhase) (request: Requ
                 numbered n (fun n ->
                     ExpectReply(
                         Reply.ListEntry
-                            { Number = uint64 n
-                              Octets = uint64 messages[n - 1].Size }
+                            {
+                                Number = uint64 n
+                                Octets = uint64 messages[n - 1].Size
+                            }
                     ),
                     phase)
             | Request.Uidl None ->
@@ -228,9 +260,11 @@ let private modelSubmit (messages: Message[]) (phase: ModelPhase) (request: Requ
 
                 ExpectReply(
                     Reply.Quit
-                        { Text = "bye"
-                          UpdateCompleted = true
-                          DeletionsCommitted = committed }
+                        {
+                            Text = "bye"
+                            UpdateCompleted = true
+                            DeletionsCommitted = committed
+                        }
                 ),
                 MAwaitingQuit,
                 Some(Set.toList marks)
@@ -252,19 +286,26 @@ type private Action =
     | Deliver
 
 type private Scenario =
-    { Messages: Message[]
-      Actions: Action list
-      /// Server bytes are fed in chunks of this size.
-      ChunkSize: int
-      /// Options.Strict (no quirk tolerated, 512-octet lines) instead of the defaults: an honest
-      /// server needs no tolerance.
-      Strict: bool }
+    {
+        Messages: Message[]
+        Actions: Action list
+        /// Server bytes are fed in chunks of this size.
+        ChunkSize: int
+        /// Options.Strict (no quirk tolerated, 512-octet lines) instead of the defaults: an honest
+        /// server needs no tolerance.
+        Strict: bool
+    }
 
 let private genLine =
     gen {
-        let! dot = Gen.frequency [ 3, Gen.constant ""; 1, Gen.constant "."; 1, Gen.constant ".." ]
+        let! dot =
+            Gen.frequency [ 3, Gen.constant ""; 1, Gen.constant "."; 1, Gen.constant ".." ]
+
         let! len = Gen.choose (0, 12)
-        let! chars = Gen.arrayOfLength len (Gen.elements [ 'a'; 'b'; 'z'; '.'; ' '; '-'; ':'; '1' ])
+
+        let! chars =
+            Gen.arrayOfLength len (Gen.elements [ 'a'; 'b'; 'z'; '.'; ' '; '-'; ':'; '1' ])
+
         return dot + String(chars)
     }
 
@@ -289,19 +330,21 @@ let private genRequest (count: int) =
     let number = Gen.choose (0, count + 2) |> Gen.map uint64
 
     Gen.frequency
-        [ 2, Gen.constant (Request.User "bob")
-          2, Gen.constant (Request.Pass(Secret.FromString "secret"))
-          3, Gen.constant Request.Stat
-          2, Gen.constant (Request.List None)
-          3, number |> Gen.map (Some >> Request.List)
-          2, Gen.constant (Request.Uidl None)
-          3, number |> Gen.map (Some >> Request.Uidl)
-          6, number |> Gen.map Request.Retr
-          4, Gen.map2 (fun n l -> Request.Top(n, uint64 l)) number (Gen.choose (0, 4))
-          5, number |> Gen.map Request.Dele
-          2, Gen.constant Request.Noop
-          2, Gen.constant Request.Rset
-          1, Gen.constant Request.Quit ]
+        [
+            2, Gen.constant (Request.User "bob")
+            2, Gen.constant (Request.Pass(Secret.FromString "secret"))
+            3, Gen.constant Request.Stat
+            2, Gen.constant (Request.List None)
+            3, number |> Gen.map (Some >> Request.List)
+            2, Gen.constant (Request.Uidl None)
+            3, number |> Gen.map (Some >> Request.Uidl)
+            6, number |> Gen.map Request.Retr
+            4, Gen.map2 (fun n l -> Request.Top(n, uint64 l)) number (Gen.choose (0, 4))
+            5, number |> Gen.map Request.Dele
+            2, Gen.constant Request.Noop
+            2, Gen.constant Request.Rset
+            1, Gen.constant Request.Quit
+        ]
 
 let private genScenario =
     gen {
@@ -320,15 +363,22 @@ let private genScenario =
 
         let prefix =
             if login then
-                [ Submit(Request.User "bob"); Deliver; Submit(Request.Pass(Secret.FromString "secret")); Deliver ]
+                [
+                    Submit(Request.User "bob")
+                    Deliver
+                    Submit(Request.Pass(Secret.FromString "secret"))
+                    Deliver
+                ]
             else
                 []
 
         return
-            { Messages = Array.ofList messages
-              Actions = prefix @ actions @ quit
-              ChunkSize = chunk
-              Strict = strict }
+            {
+                Messages = Array.ofList messages
+                Actions = prefix @ actions @ quit
+                ChunkSize = chunk
+                Strict = strict
+            }
     }
 
 // ----- the driver and the checker -----------------------------------------------------------
@@ -349,11 +399,13 @@ let private check (pipelining: bool) (scenario: Scenario) : string option =
     let server = HonestServer(scenario.Messages, pipelining)
     let outs = ResizeArray<Norm>()
     let unanswered = ResizeArray<byte>()
+
     let options =
         if scenario.Strict then
             { Options.Strict with
                 Tls = TlsMode.NoTls
-                AllowPlaintextCredentials = true }
+                AllowPlaintextCredentials = true
+            }
         else
             plain
 
@@ -406,44 +458,58 @@ let private check (pipelining: bool) (scenario: Scenario) : string option =
             stepIn (Input.Submit(nextId, request))
             nextId <- nextId + 1L
 
-    let evs = outs |> Seq.choose (function NEvent e -> Some e | _ -> None) |> List.ofSeq
+    let evs =
+        outs
+        |> Seq.choose (function
+            | NEvent e -> Some e
+            | _ -> None)
+        |> List.ofSeq
 
     let problems =
-        [ for e in evs do
-              match e with
-              | Event.Failed err -> yield $"the session failed: {err.Message}"
-              | Event.QuirkTolerated q -> yield $"a quirk was reported against an honest server: {q.Name}"
-              | _ -> ()
+        [
+            for e in evs do
+                match e with
+                | Event.Failed err -> yield $"the session failed: {err.Message}"
+                | Event.QuirkTolerated q -> yield $"a quirk was reported against an honest server: {q.Name}"
+                | _ -> ()
 
-          for id, request, e in expected do
-              let finals = evs |> List.filter (isFinalFor id)
-              let what = $"request {id} ({request.Keyword})"
+            for id, request, e in expected do
+                let finals = evs |> List.filter (isFinalFor id)
+                let what = $"request {id} ({request.Keyword})"
 
-              match finals, e with
-              | [ Event.Refused(_, err) ], ExpectRefused kind when err.Kind = kind -> ()
-              | [ Event.Answered(_, reply) ], ExpectReply r when reply = r -> ()
-              | [ Event.BodyEnded(_, octets) ], ExpectBody body ->
-                  let data =
-                      outs
-                      |> Seq.choose (function NBody(i, t) when i = id -> Some t | _ -> None)
-                      |> String.concat ""
+                match finals, e with
+                | [ Event.Refused(_, err) ], ExpectRefused kind when err.Kind = kind -> ()
+                | [ Event.Answered(_, reply) ], ExpectReply r when reply = r -> ()
+                | [ Event.BodyEnded(_, octets) ], ExpectBody body ->
+                    let data =
+                        outs
+                        |> Seq.choose (function
+                            | NBody(i, t) when i = id -> Some t
+                            | _ -> None)
+                        |> String.concat ""
 
-                  let follows =
-                      evs
-                      |> List.exists (function
-                          | Event.Answered(i, Reply.MessageFollows _) -> i = id
-                          | _ -> false)
+                    let follows =
+                        evs
+                        |> List.exists (function
+                            | Event.Answered(i, Reply.MessageFollows _) -> i = id
+                            | _ -> false)
 
-                  if not follows then yield $"{what}: no MessageFollows"
-                  if data <> body then yield $"{what}: body %A{data}, expected %A{body}"
-                  if octets <> uint64 body.Length then yield $"{what}: BodyEnded {octets}, expected {body.Length}"
-              | _ -> yield $"{what}: got %A{finals}, expected %A{e}"
+                    if not follows then
+                        yield $"{what}: no MessageFollows"
 
-          if server.Committed <> modelCommitted then
-              yield $"server committed %A{server.Committed}, model %A{modelCommitted}"
+                    if data <> body then
+                        yield $"{what}: body %A{data}, expected %A{body}"
 
-          if s.Phase.Kind <> phaseKindOf model then
-              yield $"session ended {s.Phase.Kind}, model {model}" ]
+                    if octets <> uint64 body.Length then
+                        yield $"{what}: BodyEnded {octets}, expected {body.Length}"
+                | _ -> yield $"{what}: got %A{finals}, expected %A{e}"
+
+            if server.Committed <> modelCommitted then
+                yield $"server committed %A{server.Committed}, model %A{modelCommitted}"
+
+            if s.Phase.Kind <> phaseKindOf model then
+                yield $"session ended {s.Phase.Kind}, model {model}"
+        ]
 
     match problems with
     | [] -> None
@@ -461,55 +527,66 @@ let private property (pipelining: bool) =
 let tests =
     testList
         "ModelTests"
-        [ testCase "the honest server stuffs and terminates bodies (RFC 1939 §3)"
-          <| fun () ->
-              Expect.equal (stuffed ".a\r\nb\r\n.\r\n") "..a\r\nb\r\n..\r\n.\r\n" "stuffed"
-              Expect.equal (stuffed "") ".\r\n" "empty body"
+        [
+            testCase "the honest server stuffs and terminates bodies (RFC 1939 §3)"
+            <| fun () ->
+                Expect.equal (stuffed ".a\r\nb\r\n.\r\n") "..a\r\nb\r\n..\r\n.\r\n" "stuffed"
+                Expect.equal (stuffed "") ".\r\n" "empty body"
 
-          testCase "a scripted scenario with dot lines, deletions and QUIT agrees with the model, lock-step and pipelined"
-          <| fun () ->
-              let messages =
-                  [| makeMessage [ "Subject: a" ] [ ".hidden"; "."; "end" ] "uid-1"
-                     makeMessage [ "Subject: b" ] [] "uid-2"
-                     makeMessage [ "Subject: c" ] [ "x"; "y" ] "uid-3" |]
+            testCase
+                "a scripted scenario with dot lines, deletions and QUIT agrees with the model, lock-step and pipelined"
+            <| fun () ->
+                let messages =
+                    [|
+                        makeMessage [ "Subject: a" ] [ ".hidden"; "."; "end" ] "uid-1"
+                        makeMessage [ "Subject: b" ] [] "uid-2"
+                        makeMessage [ "Subject: c" ] [ "x"; "y" ] "uid-3"
+                    |]
 
-              let scenario =
-                  { Messages = messages
-                    ChunkSize = 3
-                    Strict = true
-                    Actions =
-                      [ Submit(Request.Retr 1UL)
-                        Submit(Request.User "bob")
-                        Deliver
-                        Submit(Request.Pass(Secret.FromString "pw"))
-                        Deliver
-                        Submit(Request.Retr 1UL)
-                        Submit(Request.Dele 1UL)
-                        Submit(Request.Retr 1UL)
-                        Submit(Request.List None)
-                        Submit(Request.Top(3UL, 1UL))
-                        Submit(Request.Rset)
-                        Submit(Request.Dele 3UL)
-                        Submit(Request.Dele 2UL)
-                        Submit(Request.Stat)
-                        Submit(Request.Uidl None)
-                        Submit(Request.Retr 4UL)
-                        Submit(Request.Quit)
-                        Submit(Request.Noop) ] }
+                let scenario =
+                    {
+                        Messages = messages
+                        ChunkSize = 3
+                        Strict = true
+                        Actions =
+                            [
+                                Submit(Request.Retr 1UL)
+                                Submit(Request.User "bob")
+                                Deliver
+                                Submit(Request.Pass(Secret.FromString "pw"))
+                                Deliver
+                                Submit(Request.Retr 1UL)
+                                Submit(Request.Dele 1UL)
+                                Submit(Request.Retr 1UL)
+                                Submit(Request.List None)
+                                Submit(Request.Top(3UL, 1UL))
+                                Submit(Request.Rset)
+                                Submit(Request.Dele 3UL)
+                                Submit(Request.Dele 2UL)
+                                Submit(Request.Stat)
+                                Submit(Request.Uidl None)
+                                Submit(Request.Retr 4UL)
+                                Submit(Request.Quit)
+                                Submit(Request.Noop)
+                            ]
+                    }
 
-              for pipelining in [ false; true ] do
-                  match check pipelining scenario with
-                  | None -> ()
-                  | Some problem -> failtestf "pipelining=%b:\n%s" pipelining problem
+                for pipelining in [ false; true ] do
+                    match check pipelining scenario with
+                    | None -> ()
+                    | Some problem -> failtestf "pipelining=%b:\n%s" pipelining problem
 
-          testPropertyWithConfig
-              { FsCheckConfig.defaultConfig with
-                  maxTest = 1000 }
-              "random sessions agree with the model (lock-step)"
-          <| property false
+            testPropertyWithConfig
+                { FsCheckConfig.defaultConfig with
+                    maxTest = 1000
+                }
+                "random sessions agree with the model (lock-step)"
+            <| property false
 
-          testPropertyWithConfig
-              { FsCheckConfig.defaultConfig with
-                  maxTest = 1000 }
-              "random sessions agree with the model (PIPELINING advertised)"
-          <| property true ]
+            testPropertyWithConfig
+                { FsCheckConfig.defaultConfig with
+                    maxTest = 1000
+                }
+                "random sessions agree with the model (PIPELINING advertised)"
+            <| property true
+        ]
