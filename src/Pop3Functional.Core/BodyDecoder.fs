@@ -19,9 +19,11 @@ type BodyCursor =
 [<Struct>]
 type BodyProgress =
     {
+        /// Where decoding stands; pass it to the next call with the next chunk.
         Cursor: BodyCursor
         /// Position in the chunk after the bytes consumed (after the terminator when Ended).
         Next: int
+        /// True when the terminating "." line was found: the body is complete.
         Ended: bool
         /// The terminator was ".LF" (a bare-LF server).
         BareLfTerminator: bool

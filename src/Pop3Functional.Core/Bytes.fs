@@ -6,18 +6,23 @@ open System.Text
 /// Byte constants and span helpers shared by the framer, the body decoder and the encoders.
 [<RequireQualifiedAccess>]
 module Bytes =
+    /// Carriage return (0x0D): the first octet of the CRLF line end (RFC 1939 §3).
     [<Literal>]
     let CR = 13uy
 
+    /// Line feed (0x0A): ends every line; without a CR before it, a bare LF (Quirk.BareLineFeed).
     [<Literal>]
     let LF = 10uy
 
+    /// "." (0x2E): byte-stuffs lines of a multi-line reply and, alone on a line, ends it (RFC 1939 §3).
     [<Literal>]
     let Dot = 46uy
 
+    /// The single space that separates a keyword from its arguments and the fields of a reply (RFC 1939 §3).
     [<Literal>]
     let Space = 32uy
 
+    /// NUL (0x00): never allowed in a command or a status line.
     [<Literal>]
     let Nul = 0uy
 
@@ -30,11 +35,13 @@ module Bytes =
     /// The two-octet sequence that can start a stuffed line or the terminator of a multi-line reply.
     let lfDot: byte[] = [| LF; Dot |]
 
+    /// Encodes protocol text (keywords, numbers, base64) as ASCII; non-ASCII chars become "?".
     let ascii (s: string) : byte[] = Encoding.ASCII.GetBytes s
 
     /// Decodes protocol text as Latin-1 so that every byte maps to one char and nothing throws.
     let latin1 (bytes: ReadOnlySpan<byte>) : string = Encoding.Latin1.GetString bytes
 
+    /// Encodes command text as UTF-8, so user names and language tags survive UTF8 mode (RFC 6856).
     let utf8 (s: string) : byte[] = Encoding.UTF8.GetBytes s
 
     /// True when the span holds a CR, LF or NUL: bytes that must never reach a command line.

@@ -69,6 +69,7 @@ type Request =
 /// A command line ready to send, with the form that may be logged (secrets replaced).
 type EncodedCommand =
     {
+        /// The whole line to write, CRLF included. It may hold a secret: never log it, log LogText.
         Bytes: ReadOnlyMemory<byte>
         /// The line without CRLF, with every secret replaced by ********; safe to log.
         LogText: string

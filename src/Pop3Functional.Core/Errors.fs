@@ -33,6 +33,7 @@ type UsageErrorKind =
 /// The caller asked for something illegal. Refused before any byte is sent; the session is unchanged.
 type UsageError =
     {
+        /// Which mistake it was; match on it rather than on Message, whose wording may change.
         Kind: UsageErrorKind
         /// The command keyword the request would have sent ("RETR"), or "" when none.
         Command: string
@@ -40,6 +41,7 @@ type UsageError =
         Message: string
     }
 
+    /// The Message, so the error prints as a sentence a person can act on.
     override this.ToString() = this.Message
 
 /// What kind of protocol violation a ProtocolError reports.
@@ -85,6 +87,7 @@ type ProtocolErrorKind =
 /// The server broke the protocol. The session moves to a sticky Failed state.
 type ProtocolError =
     {
+        /// Which violation it was; match on it rather than on Message, whose wording may change.
         Kind: ProtocolErrorKind
         /// The command whose reply broke the protocol ("LIST"), or "" for the greeting or unsolicited data.
         Command: string
@@ -92,6 +95,7 @@ type ProtocolError =
         Message: string
     }
 
+    /// The Message, so the error prints as a sentence a person can act on.
     override this.ToString() = this.Message
 
 /// The server answered -ERR. A normal value: the session goes on where the protocol allows.
@@ -115,6 +119,7 @@ type ServerError =
         let what = if this.Command = "" then "the greeting" else this.Command
         $"the server refused {what}: {code}{Bytes.escapeControls this.Text}".TrimEnd()
 
+    /// The Message, so the error prints as a sentence a person can act on.
     override this.ToString() = this.Message
 
 /// A transport failure reported by the shell (connect, DNS, TLS, timeout, reset), kept as data.
@@ -124,11 +129,13 @@ type TransportError =
         Operation: string
         /// The remote endpoint, or "" when unknown.
         Endpoint: string
+        /// A sentence a person can act on, as the shell wrote it (usually the exception's message).
         Message: string
         /// The underlying exception, for diagnostics only.
         Exception: exn option
     }
 
+    /// The Message, so the error prints as a sentence a person can act on.
     override this.ToString() = this.Message
 
 /// Every error a Pop3Functional user can meet: four kinds, never conflated (DESIGN §4).
@@ -151,6 +158,7 @@ type Pop3Error =
         | Protocol e -> e.Message
         | Transport e -> e.Message
 
+    /// The Message, so the error prints as a sentence a person can act on.
     override this.ToString() = this.Message
 
 [<RequireQualifiedAccess>]

@@ -111,11 +111,13 @@ type Limits =
 /// Everything that shapes a session. Build one with Options.Default and copy-and-update.
 type Options =
     {
+        /// How the connection is protected; Implicit by default. The core never falls back to plaintext.
         Tls: TlsMode
         /// Allows USER/PASS and password-revealing SASL mechanisms over a connection without TLS.
         AllowPlaintextCredentials: bool
         /// Quirks tolerated; any quirk not listed is a ProtocolError when met.
         Quirks: Set<Quirk>
+        /// Bounds on what a server can make the client hold; Limits.Default unless changed.
         Limits: Limits
         /// Pipelines commands when the server advertises PIPELINING (RFC 2449 §6.6).
         UsePipelining: bool

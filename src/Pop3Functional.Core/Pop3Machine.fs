@@ -17,25 +17,42 @@ type Pop3OutputKind =
 
 /// The kind of an event output.
 type Pop3EventKind =
+    /// Not an event: the output is Send, StartTls or Close.
     | None = 0
+    /// The server's greeting: Text, ResponseCode, ApopAvailable (RFC 1939 §4).
     | Greeting = 1
+    /// A CAPA answer, the core's own included: Capabilities (RFC 2449 §5).
     | CapabilitiesReceived = 2
+    /// Negotiation is over; log in now: Capabilities, ApopAvailable, Text.
     | AuthorizationReady = 3
+    /// A request got +OK: RequestId and the fields for its command (Count, ListEntries, ...).
     | Answered = 4
+    /// A slice of a RETR or TOP body in Bytes, valid until the next Feed (or Detach it).
     | BodyData = 5
+    /// The body is complete: Octets delivered. The request's last event.
     | BodyEnded = 6
+    /// A SASL challenge in Challenge; answer with RespondSasl or CancelSasl (RFC 5034 §4).
     | SaslChallenge = 7
+    /// The server answered -ERR: Failure. The session goes on.
     | Rejected = 8
+    /// The request was refused before any byte was sent: Failure. The session is unchanged.
     | Refused = 9
+    /// The request cannot complete because the session failed: Failure.
     | Aborted = 10
+    /// The server needed an enabled quirk: Quirk. Reported once per session.
     | QuirkTolerated = 11
+    /// The session failed (protocol violation, closed connection, write failure): Failure. Sticky.
     | Failed = 12
 
 /// The four error kinds of DESIGN §4.
 type Pop3ErrorKind =
+    /// The caller asked for something illegal; nothing was sent and the session is unchanged.
     | Usage = 0
+    /// The server answered -ERR; the session goes on where the protocol allows.
     | Server = 1
+    /// The server broke the protocol; the session failed.
     | Protocol = 2
+    /// The connection failed, as reported by the shell.
     | Transport = 3
 
 /// An error as C# sees it: a kind, a stable code, a message, and the details of each kind.
@@ -44,6 +61,7 @@ type Pop3Failure internal (error: Pop3Error) =
     /// The F# error value, for F# callers.
     member _.Error = error
 
+    /// Which of the four kinds the error is; decides whether the session can go on.
     member _.Kind =
         match error with
         | Pop3Error.Usage _ -> Pop3ErrorKind.Usage
@@ -77,7 +95,10 @@ type Pop3Failure internal (error: Pop3Error) =
         | Pop3Error.Server e -> e.Text
         | _ -> null
 
+    /// A sentence a person can act on; never contains a secret, server text has controls escaped.
     member _.Message = error.Message
+
+    /// Message, so the failure prints as a sentence.
     override _.ToString() = error.Message
 
 /// A request for Pop3Machine.Submit. Build one with the static methods; arguments are checked at Submit.
@@ -86,51 +107,85 @@ type Pop3Request internal (request: Request) =
     member internal _.Request = request
     /// The command keyword ("RETR").
     member _.Keyword = request.Keyword
+    /// USER name (RFC 1939 §7); PASS or RPOP follows after its +OK.
     static member User(name: string) = Pop3Request(Request.User name)
+    /// PASS (RFC 1939 §7), after USER. Refused over plaintext unless AllowPlaintextCredentials.
     static member Pass(password: Secret) = Pop3Request(Request.Pass password)
+    /// APOP (RFC 1939 §7): only the MD5 digest of the greeting's timestamp and the secret is sent.
     static member Apop(name: string, secret: Secret) = Pop3Request(Request.Apop(name, secret))
+    /// RPOP user (RFC 1081), after USER; obsolete, kept for poplib parity.
     static member Rpop(user: string) = Pop3Request(Request.Rpop user)
+    /// STAT (RFC 1939 §5): message count and maildrop size, deleted messages excluded.
     static member Stat() = Pop3Request Request.Stat
+    /// LIST (RFC 1939 §5): the size of every message not marked deleted.
     static member List() = Pop3Request(Request.List None)
+    /// LIST msg (RFC 1939 §5): the size of one message.
     static member List(message: uint64) = Pop3Request(Request.List(Some message))
+    /// RETR msg (RFC 1939 §5): the message streams as BodyData outputs, then BodyEnded.
     static member Retr(message: uint64) = Pop3Request(Request.Retr message)
+    /// DELE msg (RFC 1939 §5): marks the message; only +OK to QUIT commits the deletion.
     static member Dele(message: uint64) = Pop3Request(Request.Dele message)
+    /// NOOP (RFC 1939 §5): keeps the connection alive.
     static member Noop() = Pop3Request Request.Noop
+    /// RSET (RFC 1939 §5): clears every deletion mark of this session.
     static member Rset() = Pop3Request Request.Rset
+    /// QUIT (RFC 1939 §6): in the transaction state its +OK commits the deletions.
     static member Quit() = Pop3Request Request.Quit
 
+    /// TOP msg n (RFC 1939 §7): the headers and the first n body lines, streamed like RETR.
     static member Top(message: uint64, lines: uint64) =
         Pop3Request(Request.Top(message, lines))
 
+    /// UIDL (RFC 1939 §7): the unique id of every message not marked deleted.
     static member Uidl() = Pop3Request(Request.Uidl None)
+    /// UIDL msg (RFC 1939 §7): the unique id of one message.
     static member Uidl(message: uint64) = Pop3Request(Request.Uidl(Some message))
+    /// CAPA (RFC 2449 §5). The core already sends it after the greeting and after login.
     static member Capa() = Pop3Request Request.Capa
+    /// STLS (RFC 2595 §4): upgrade to TLS; a StartTls output asks the shell for the handshake.
     static member Stls() = Pop3Request Request.Stls
+    /// UTF8 (RFC 6856 §2): switch to UTF-8 mode; authorization state only.
     static member Utf8() = Pop3Request Request.Utf8
+    /// LANG (RFC 6856 §3): list the languages the server offers for its texts.
     static member Lang() = Pop3Request(Request.Lang None)
+    /// LANG tag (RFC 6856 §3): choose the language of the server's texts.
     static member Lang(tag: string) = Pop3Request(Request.Lang(Some tag))
 
+    /// AUTH mechanism (RFC 5034 §4) without an initial response; challenges arrive as SaslChallenge.
     static member Auth(mechanism: string) =
         Pop3Request(Request.Auth(mechanism, None))
 
+    /// AUTH mechanism with an initial response (RFC 5034 §4); null means none, an empty secret sends "=".
     static member Auth(mechanism: string, initialResponse: Secret) =
         Pop3Request(Request.Auth(mechanism, Option.ofObj initialResponse))
 
+    /// The command keyword, never the arguments (they may be secret).
     override _.ToString() = request.Keyword
 
 /// Capabilities as C# sees them.
 [<Sealed>]
 type Pop3Capabilities internal (caps: Capabilities) =
+    /// TOP is supported (RFC 2449 §6.1).
     member _.Top = caps.Top
+    /// USER/PASS login is supported (RFC 2449 §6.2).
     member _.User = caps.User
+    /// The SASL mechanisms offered, for AUTH (RFC 2449 §6.3, RFC 5034).
     member _.SaslMechanisms: IReadOnlyList<string> = caps.Sasl |> Array.ofList :> _
+    /// Response codes in brackets may be sent (RFC 2449 §6.4).
     member _.RespCodes = caps.RespCodes
+    /// Login failures carry [AUTH] or [SYS/...] codes (RFC 3206 §6).
     member _.AuthRespCode = caps.AuthRespCode
+    /// The server accepts pipelined commands (RFC 2449 §6.6); the machine uses it when allowed.
     member _.Pipelining = caps.Pipelining
+    /// UIDL is supported (RFC 2449 §6.8).
     member _.Uidl = caps.Uidl
+    /// STLS is offered (RFC 2595 §4).
     member _.Stls = caps.Stls
+    /// LANG is supported (RFC 6856 §3).
     member _.Lang = caps.Lang
+    /// UTF8 is offered, with or without USER (RFC 6856 §2).
     member _.Utf8 = caps.Utf8.IsSome
+    /// UTF8 USER: user names and passwords may be UTF-8 before UTF8 is sent (RFC 6856 §2).
     member _.Utf8User = (caps.Utf8 = Some true)
     /// The IMPLEMENTATION text, or null.
     member _.Implementation = Option.toObj caps.Implementation
@@ -143,6 +198,7 @@ type Pop3Capabilities internal (caps: Capabilities) =
     member _.ExpireNever = (caps.Expire |> Option.exists (fun e -> e.Days.IsNone))
     /// EXPIRE days, or null (also null for NEVER).
     member _.ExpireDays = caps.Expire |> Option.bind _.Days |> Option.toNullable
+    /// The capability lines as received, unknown ones included.
     member _.Lines: IReadOnlyList<string> = caps.Lines |> Array.ofList :> _
     /// The F# value, for F# callers.
     member _.Value = caps
@@ -150,7 +206,9 @@ type Pop3Capabilities internal (caps: Capabilities) =
 /// One output of Pop3Machine. Which properties are set depends on Kind and EventKind.
 [<Sealed>]
 type Pop3Output internal (kind: Pop3OutputKind, eventKind: Pop3EventKind) =
+    /// What the shell must do: send, start TLS, handle an event or close.
     member _.Kind = kind
+    /// Which event this is when Kind is Event; None otherwise.
     member _.EventKind = eventKind
     /// The request the event belongs to (0 when none).
     member val RequestId = 0L with get, internal set
@@ -184,6 +242,7 @@ type Pop3Output internal (kind: Pop3OutputKind, eventKind: Pop3EventKind) =
     member val ApopAvailable = false with get, internal set
     /// Answered QUIT: the server entered UPDATE; DeletionsCommitted lists what it removed.
     member val UpdateCompleted = false with get, internal set
+    /// Answered QUIT: the messages whose deletion the server confirmed, ascending.
     member val DeletionsCommitted: IReadOnlyList<uint64> = Unchecked.defaultof<_> with get, internal set
     /// Answered to a login: true.
     member val LoggedIn = false with get, internal set
@@ -196,6 +255,7 @@ type Pop3Output internal (kind: Pop3OutputKind, eventKind: Pop3EventKind) =
         copy.Bytes <- ReadOnlyMemory(this.Bytes.ToArray())
         copy
 
+    /// A short line for logs: "Send" and the redacted command, or the event kind and request id.
     override this.ToString() =
         match kind with
         | Pop3OutputKind.Send -> "Send " + this.LogText
@@ -205,7 +265,9 @@ type Pop3Output internal (kind: Pop3OutputKind, eventKind: Pop3EventKind) =
 /// The C#-friendly face of the pure core: feed bytes and requests, then drain outputs with
 /// TryDequeue until it returns false. Not thread-safe; one machine per connection. No I/O.
 [<Sealed>]
-type Pop3Machine(options: Options) =
+type Pop3Machine
+    /// A machine for these options; it awaits the greeting (feed the server's first bytes next).
+    (options: Options) =
     let mutable state = Session.create options
     let outputs = Queue<Pop3Output>()
 
@@ -390,9 +452,13 @@ type Pop3Machine(options: Options) =
     /// The current state's name ("Transaction").
     member _.State = string state.Phase.Kind
 
+    /// True once TLS protects the connection (from the start with Implicit TLS, after STLS otherwise).
     member _.IsTlsActive = state.TlsActive
+    /// True when the session failed; every later request is aborted, so close the connection.
     member _.IsFailed = (state.Phase.Kind = PhaseKind.Failed)
+    /// True when QUIT was answered; the shell may close the connection.
     member _.IsClosed = (state.Phase.Kind = PhaseKind.Closed)
+    /// The latest capabilities (all false before CAPA or after CAPA -ERR).
     member _.Capabilities = Pop3Capabilities state.Capabilities
 
     /// Messages in the snapshot fixed at login, or null before login.

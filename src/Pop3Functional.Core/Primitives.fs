@@ -30,13 +30,16 @@ type MessageUid private (value: string) =
     /// Builds a UID from any printable token (used only when the caller opted into long UIDs).
     static member internal CreateUnchecked(value: string) = MessageUid value
 
+    /// The UID as sent by the server, so a UID prints as itself.
     override _.ToString() = value
 
+    /// Ordinal, case-sensitive equality: UIDs are opaque octet strings (RFC 1939 §7).
     override _.Equals(other: obj) =
         match other with
         | :? MessageUid as o -> String.Equals(value, o.Value, StringComparison.Ordinal)
         | _ -> false
 
+    /// An ordinal hash, consistent with Equals.
     override _.GetHashCode() =
         StringComparer.Ordinal.GetHashCode value
 
@@ -91,4 +94,5 @@ type ResponseCode =
         | "UTF8" -> Utf8
         | _ -> Other text
 
+    /// The code in brackets as it appears on the wire ("[IN-USE]").
     override this.ToString() = "[" + this.Text + "]"

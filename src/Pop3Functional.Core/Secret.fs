@@ -40,6 +40,7 @@ type Secret private (utf8: byte[]) =
     member _.HasLineBreakOrNul =
         utf8 |> Array.exists (fun b -> b = 13uy || b = 10uy || b = 0uy)
 
+    /// Always "********", so printing, logging or interpolating a secret never reveals it.
     override _.ToString() = "********"
 
     interface IDisposable with

@@ -24,10 +24,13 @@ type Input =
 /// What the caller learns once the session may log in.
 type AuthorizationReady =
     {
+        /// The server's greeting.
         Greeting: Greeting
+        /// The capabilities in force now (after STLS, the ones advertised over TLS).
         Capabilities: Capabilities
         /// False when the server answered CAPA -ERR (an RFC 1939-only server).
         CapaSupported: bool
+        /// True when TLS protects the connection; without it, passwords need AllowPlaintextCredentials.
         TlsActive: bool
         /// True when APOP can be used (the greeting had a strict timestamp, not discarded by STLS).
         ApopAvailable: bool
@@ -37,11 +40,13 @@ type AuthorizationReady =
 /// TOP: Answered, BodyData..., BodyEnded), Rejected, Refused or Aborted.
 [<RequireQualifiedAccess>]
 type Event =
+    /// The server's +OK greeting (RFC 1939 §4); a -ERR greeting is a Failed event instead.
     | GreetingReceived of Greeting
     /// Every CAPA answer, the core's own included.
     | CapabilitiesReceived of Capabilities
     /// Negotiation is over (greeting, CAPA, STLS and CAPA again when required): log in now.
     | AuthorizationReady of AuthorizationReady
+    /// The server answered +OK; the reply carries the parsed payload. For RETR and TOP the body follows.
     | Answered of RequestId * Reply
     /// A slice of the message body, dot-unstuffed, pointing into the bytes of the current Received.
     | BodyData of RequestId * ReadOnlyMemory<byte>
@@ -55,6 +60,7 @@ type Event =
     | Refused of RequestId * UsageError
     /// The request cannot complete: the session failed (and says why).
     | Aborted of RequestId * Pop3Error
+    /// The server needed this enabled quirk; reported the first time in a session only.
     | QuirkTolerated of Quirk
     /// The session failed; sticky.
     | Failed of Pop3Error
@@ -62,9 +68,11 @@ type Event =
 /// What the shell must do, in order.
 [<RequireQualifiedAccess>]
 type Output =
+    /// Write this command line to the connection; log its LogText, never its Bytes.
     | Send of EncodedCommand
     /// Handshake TLS now; feed nothing until TlsEstablished.
     | StartTls
+    /// Report this event to the caller.
     | Emit of Event
     /// Close the connection.
     | Close

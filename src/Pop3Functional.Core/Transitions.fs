@@ -3,18 +3,31 @@ namespace Pop3Functional.Core
 /// The session states, named for what each awaits (DESIGN §3). The data each carries is in Phase.
 [<RequireQualifiedAccess>]
 type PhaseKind =
+    /// Connected; the server's first line has not arrived yet (RFC 1939 §4).
     | AwaitingGreeting
+    /// The core sent CAPA on its own and awaits the answer (RFC 2449 §5).
     | AwaitingCapa
+    /// Negotiation is over and nothing is outstanding: the caller may log in (RFC 1939 §4).
     | Authorization
+    /// USER was sent; PASS may follow only after its +OK (RFC 1939 §7).
     | AwaitingUserReply
+    /// USER was accepted; the session waits for PASS or RPOP (or QUIT).
     | AwaitingPass
+    /// STLS was sent, by the caller or by the core when TLS is required (RFC 2595 §4).
     | AwaitingStlsReply
+    /// STLS was accepted; the shell must handshake before any byte is read or written.
     | AwaitingTlsHandshake
+    /// A login (PASS, APOP, RPOP or AUTH) was sent; AUTH may get SASL challenges first.
     | AwaitingLoginReply
+    /// Logged in; the core's CAPA and STAT fix the mailbox snapshot before the login is answered.
     | OpeningMailbox
+    /// Logged in with a fixed snapshot: mail commands are allowed (RFC 1939 §5).
     | Transaction
+    /// QUIT was sent; its +OK in the transaction state commits the deletions (RFC 1939 §6).
     | AwaitingQuitReply
+    /// QUIT was answered; the session is over and accepts no more requests.
     | Closed
+    /// A protocol violation, a closed connection or a write failure ended the session; sticky.
     | Failed
 
 /// What moves the session from one state to another.
@@ -24,7 +37,9 @@ type Trigger =
     | Submitted of keyword: string
     /// The core sent this command on its own.
     | SentByCore of keyword: string
+    /// The server answered +OK to this command ("greeting" for the greeting).
     | Ok of keyword: string
+    /// The server answered -ERR to this command ("greeting" for the greeting).
     | Err of keyword: string
     /// A SASL "+ challenge" line (RFC 5034 §4).
     | Continuation
@@ -38,8 +53,11 @@ type Trigger =
 /// One row of the transition table.
 type Transition =
     {
+        /// The state the row starts from.
         From: PhaseKind
+        /// What fires the row.
         On: Trigger
+        /// The state the session is in afterwards (the same as From for commands that keep it).
         To: PhaseKind
         /// When the row applies, if not always.
         When: string

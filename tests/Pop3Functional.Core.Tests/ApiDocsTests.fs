@@ -10,12 +10,12 @@ module Pop3Functional.Core.Tests.ApiDocsTests
 //                       not the case compiles to a nested class (so one id per case, never its
 //                       NewCase method, static property or case class)
 //   P:Ns.Type.Name      properties, record fields, module values (a non-function let compiles to a
-//                       static property)
+//                       static property; a [<Literal>] compiles to a const field yet is still P:)
 //   M:Ns.Type.Name(A,B) methods, module functions (curried arguments flattened), constructors as
 //                       #ctor; no parentheses when there are no parameters; generic arguments in
 //                       braces ("FSharpList{System.String}"), byref as "@", type parameters as `0
 //                       (type) or ``0 (method)
-//   F:Ns.Type.Name      enum values and [<Literal>] module values
+//   F:Ns.Type.Name      enum values and public fields of classes
 // Excluded, because the compiler writes them and no source line can carry their doc:
 //   - anything marked [<CompilerGenerated>] (record and union Equals/GetHashCode/CompareTo and
 //     ToString, union Tag and Is* properties) and the members of compiler-generated types;
@@ -39,8 +39,7 @@ open Pop3Functional.Core
 
 let private coreAssembly = typeof<Pop3Machine>.Assembly
 
-let private xmlPath =
-    Path.ChangeExtension(coreAssembly.Location, ".xml")
+let private xmlPath = Path.ChangeExtension(coreAssembly.Location, ".xml")
 
 /// Member id -> summary text (trimmed), as the compiler wrote it.
 let private summaries =
@@ -61,19 +60,18 @@ let private isCompilerGenerated (m: MemberInfo) =
 
 let private mappingFlags (m: MemberInfo) =
     m.GetCustomAttributes(typeof<CompilationMappingAttribute>, false)
-    |> Array.map (fun a -> (a :?> CompilationMappingAttribute).SourceConstructFlags &&& SourceConstructFlags.KindMask)
+    |> Array.map (fun a ->
+        (a :?> CompilationMappingAttribute).SourceConstructFlags
+        &&& SourceConstructFlags.KindMask)
 
 let private isUnion (t: Type) = FSharpType.IsUnion(t, true)
 let private isRecord (t: Type) = FSharpType.IsRecord(t, true)
 
 /// The id name of a type: namespace, enclosing types joined by ".", generic arity kept.
 let rec private typeIdName (t: Type) =
-    if t.IsNested then
-        typeIdName t.DeclaringType + "." + t.Name
-    elif String.IsNullOrEmpty t.Namespace then
-        t.Name
-    else
-        t.Namespace + "." + t.Name
+    if t.IsNested then typeIdName t.DeclaringType + "." + t.Name
+    elif String.IsNullOrEmpty t.Namespace then t.Name
+    else t.Namespace + "." + t.Name
 
 /// A parameter type as it appears inside M:...(...).
 let rec private paramIdName (t: Type) =
@@ -118,7 +116,9 @@ let private methodId (m: MethodBase) =
         if ps.Length = 0 then
             ""
         else
-            "(" + String.Join(",", ps |> Array.map (fun p -> paramIdName p.ParameterType)) + ")"
+            "("
+            + String.Join(",", ps |> Array.map (fun p -> paramIdName p.ParameterType))
+            + ")"
 
     "M:" + typeIdName m.DeclaringType + "." + name + arity + args
 
@@ -149,23 +149,27 @@ let private requiredIds () =
                     for f in t.GetFields(BindingFlags.Public ||| BindingFlags.Static) do
                         yield "F:" + tid + "." + f.Name
                 else
+                    // A module value is a P: id even when it compiles to a field ([<Literal>] constants).
+                    let fieldKind = if FSharpType.IsModule t then "P:" else "F:"
+
                     for f in t.GetFields declared do
                         if not f.IsSpecialName && not (isCompilerGenerated f) then
-                            yield "F:" + tid + "." + f.Name
+                            yield fieldKind + tid + "." + f.Name
 
                     for p in t.GetProperties declared do
                         let flags = mappingFlags p
 
                         let unionPart =
                             isUnion t
-                            && (flags |> Array.exists (fun f -> f = SourceConstructFlags.UnionCase || f = SourceConstructFlags.Field))
+                            && (flags
+                                |> Array.exists (fun f ->
+                                    f = SourceConstructFlags.UnionCase || f = SourceConstructFlags.Field))
 
                         if not (isCompilerGenerated p) && not unionPart then
                             yield "P:" + tid + "." + p.Name
 
                     for m in t.GetMethods declared do
-                        let unionCase =
-                            mappingFlags m |> Array.contains SourceConstructFlags.UnionCase
+                        let unionCase = mappingFlags m |> Array.contains SourceConstructFlags.UnionCase
 
                         if not m.IsSpecialName && not (isCompilerGenerated m) && not unionCase then
                             yield methodId m
@@ -200,7 +204,9 @@ let tests =
             testCase "the rule finds the public surface (it is not silently skipping members)"
             <| fun () ->
                 let ids = requiredIds ()
-                let has prefix = ids |> List.exists (fun (id: string) -> id.StartsWith(prefix: string))
+
+                let has prefix =
+                    ids |> List.exists (fun (id: string) -> id.StartsWith(prefix: string))
                 // One id of each kind, written out as the compiler writes it.
                 for id in
                     [
@@ -209,6 +215,7 @@ let tests =
                         "T:Pop3Functional.Core.Request.Stat"
                         "P:Pop3Functional.Core.Limits.MaxLineOctets"
                         "P:Pop3Functional.Core.Bytes.crlf"
+                        "P:Pop3Functional.Core.Bytes.CR"
                         "M:Pop3Functional.Core.Pop3Machine.TryDequeue(Pop3Functional.Core.Pop3Output@)"
                         "M:Pop3Functional.Core.Pop3Machine.#ctor(Pop3Functional.Core.Options)"
                         "M:Pop3Functional.Core.Session.run(Pop3Functional.Core.SessionState,System.Collections.Generic.IEnumerable{Pop3Functional.Core.Input})"
