@@ -41,7 +41,7 @@ module Bytes =
     /// Decodes protocol text as Latin-1 so that every byte maps to one char and nothing throws.
     let latin1 (bytes: ReadOnlySpan<byte>) : string = Encoding.Latin1.GetString bytes
 
-    /// Encodes command text as UTF-8, so user names and language tags survive UTF8 mode (RFC 6856).
+    /// Encodes command text as UTF-8 (identical to ASCII for ASCII text), for UTF-8 user names (RFC 6856).
     let utf8 (s: string) : byte[] = Encoding.UTF8.GetBytes s
 
     /// True when the span holds a CR, LF or NUL: bytes that must never reach a command line.

@@ -140,7 +140,7 @@ type Pop3Request internal (request: Request) =
     static member Uidl() = Pop3Request(Request.Uidl None)
     /// UIDL msg (RFC 1939 §7): the unique id of one message.
     static member Uidl(message: uint64) = Pop3Request(Request.Uidl(Some message))
-    /// CAPA (RFC 2449 §5). The core already sends it after the greeting and after login.
+    /// CAPA (RFC 2449 §5). The core sends it itself after the greeting, after STLS and (if supported) login.
     static member Capa() = Pop3Request Request.Capa
     /// STLS (RFC 2595 §4): upgrade to TLS; a StartTls output asks the shell for the handshake.
     static member Stls() = Pop3Request Request.Stls
@@ -173,7 +173,7 @@ type Pop3Capabilities internal (caps: Capabilities) =
     member _.SaslMechanisms: IReadOnlyList<string> = caps.Sasl |> Array.ofList :> _
     /// Response codes in brackets may be sent (RFC 2449 §6.4).
     member _.RespCodes = caps.RespCodes
-    /// Login failures carry [AUTH] or [SYS/...] codes (RFC 3206 §6).
+    /// A login refused for bad credentials carries [AUTH] (RFC 3206 §6).
     member _.AuthRespCode = caps.AuthRespCode
     /// The server accepts pipelined commands (RFC 2449 §6.6); the machine uses it when allowed.
     member _.Pipelining = caps.Pipelining
@@ -185,7 +185,7 @@ type Pop3Capabilities internal (caps: Capabilities) =
     member _.Lang = caps.Lang
     /// UTF8 is offered, with or without USER (RFC 6856 §2).
     member _.Utf8 = caps.Utf8.IsSome
-    /// UTF8 USER: user names and passwords may be UTF-8 before UTF8 is sent (RFC 6856 §2).
+    /// UTF8 USER: the server accepts UTF-8 user names and passwords (RFC 6856 §2).
     member _.Utf8User = (caps.Utf8 = Some true)
     /// The IMPLEMENTATION text, or null.
     member _.Implementation = Option.toObj caps.Implementation

@@ -88,7 +88,7 @@ type Capabilities =
         Sasl: string list
         /// Response codes in brackets may be sent (RFC 2449 §6.4).
         RespCodes: bool
-        /// AUTH-RESP-CODE (RFC 3206 §6).
+        /// AUTH-RESP-CODE (RFC 3206 §6): a login refused for bad credentials carries [AUTH].
         AuthRespCode: bool
         /// LOGIN-DELAY (RFC 2449 §6.5), when advertised.
         LoginDelay: LoginDelayPolicy option
