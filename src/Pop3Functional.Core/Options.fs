@@ -1,15 +1,14 @@
 namespace Pop3Functional.Core
 
 /// How the connection is protected (RFC 8314, RFC 2595). There is no silent opportunistic mode.
-[<RequireQualifiedAccess>]
 type TlsMode =
     /// TLS from the first byte (POP3S, port 995). The shell handshakes before feeding any byte.
-    | Implicit
+    | Implicit = 0
     /// Plaintext greeting, then STLS before anything secret; the core sends STLS itself and fails
     /// the session if the server cannot upgrade (RFC 9325 §3.2 strict local policy).
-    | StartTlsRequired
+    | StartTlsRequired = 1
     /// No TLS, chosen explicitly. Passwords still need AllowPlaintextCredentials.
-    | NoTls
+    | NoTls = 2
 
 /// A deviation from the RFCs that real servers show; each is tolerated only when enabled, and
 /// reported with a QuirkTolerated event the first time it fires in a session.
