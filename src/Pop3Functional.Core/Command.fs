@@ -99,7 +99,11 @@ module Command =
 
     /// Checks a secret argument: non-empty, no CR, LF or NUL (spaces are allowed in PASS, RFC 1939 §7).
     let validateSecret (keyword: string) (what: string) (value: Secret) =
-        if isNull value || value.Length = 0 then
+        if isNull value then
+            refuse UsageErrorKind.InvalidArgument keyword $"{keyword}: the {what} is missing (null)"
+        elif value.IsDisposed then
+            refuse UsageErrorKind.InvalidArgument keyword $"{keyword}: the {what} was disposed before it was sent"
+        elif value.Length = 0 then
             refuse UsageErrorKind.InvalidArgument keyword $"{keyword}: the {what} is empty"
         elif value.HasLineBreakOrNul then
             refuse
@@ -244,6 +248,8 @@ module Command =
             |> Result.bind (fun n -> plain limit k [ num n; num lines ])
         | Request.Lang(Some tag) -> validateLanguage tag |> Result.bind (fun t -> plain limit k [ t ])
         | Request.Auth(mech, None) -> validateMechanism mech |> Result.bind (fun m -> plain limit k [ m ])
+        | Request.Auth(_, Some ir) when isNull ir || ir.IsDisposed ->
+            refuse UsageErrorKind.InvalidArgument k "AUTH: the initial response is null or was disposed"
         | Request.Auth(mech, Some ir) ->
             validateMechanism mech
             |> Result.bind (fun m ->

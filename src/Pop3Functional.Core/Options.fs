@@ -18,7 +18,8 @@ type Quirk =
     | BareLineFeed
     /// "+ok" or "-err" instead of "+OK" or "-ERR".
     | LowercaseStatus
-    /// "+OK" or "-ERR" with no text (legal per RFC 1939's own NOOP example; reported for visibility).
+    /// "+OK" or "-ERR" with no text. Legal (RFC 1939's own NOOP example), so always accepted;
+    /// listing it only asks for the event.
     | EmptyStatusText
     /// Several spaces between the fields of STAT, LIST or UIDL (thunderbird-android#323).
     | ExtraSpaces
@@ -28,9 +29,11 @@ type Quirk =
     | ListingGaps
     /// The same UID for two messages (getmail's delete_dup_msgids). Listed, but never used to address.
     | DuplicateUids
-    /// A count, size or message number above 2^31-1 (MailKit rejects these; we parse 64 bits).
+    /// A count, size or message number above 2^31-1 (MailKit rejects these). Legal (64-bit parse),
+    /// so always accepted; listing it only asks for the event.
     | NumbersAbove2Pow31
-    /// CAPA answered -ERR: an RFC 1939-only server (lock-step, USER/PASS or APOP).
+    /// CAPA answered -ERR: an RFC 1939-only server (lock-step, USER/PASS or APOP). Legal, so always
+    /// accepted; listing it only asks for the event.
     | MissingCapa
     /// UIDs longer than 70 octets (printable ASCII still required). Off by default.
     | LongUids
@@ -132,8 +135,8 @@ type Options =
             UsePipelining = true
         }
 
-    /// RFC behaviour only: 512-octet lines and no deviation tolerated. It keeps the three
-    /// "quirks" that RFC 1939 itself allows (empty status text, 64-bit numbers, no CAPA).
+    /// RFC behaviour only: 512-octet lines and no deviation tolerated. The three deviations RFC 1939
+    /// itself allows (empty status text, 64-bit numbers, no CAPA) are accepted and reported.
     static member Strict =
         { Options.Default with
             Quirks = Set.ofList [ Quirk.EmptyStatusText; Quirk.NumbersAbove2Pow31; Quirk.MissingCapa ]

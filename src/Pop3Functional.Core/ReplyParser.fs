@@ -45,7 +45,7 @@ module ReplyParser =
 
             if ok then ValueSome acc else ValueNone
 
-    /// Parses a number field, reporting NumbersAbove2Pow31 when it exceeds 2^31-1.
+    /// Parses a number field; a value above 2^31-1 is legal and returns the NumbersAbove2Pow31 report.
     let number (allowed: Set<Quirk>) (what: string) (s: ReadOnlySpan<byte>) : Parsed<uint64> =
         match tryParseNumber s with
         | ValueNone ->
@@ -55,11 +55,8 @@ module ReplyParser =
                 fail ProtocolErrorKind.BadNumber $"the {what} {Err.quote (Bytes.latin1 s)} does not fit in 64 bits"
             else
                 fail ProtocolErrorKind.BadNumber $"the {what} {Err.quote (Bytes.latin1 s)} is not a decimal number"
-        | ValueSome v when v > maxInt31 ->
-            if allowed.Contains Quirk.NumbersAbove2Pow31 then
-                okq v [ Quirk.NumbersAbove2Pow31 ]
-            else
-                fail ProtocolErrorKind.BadNumber $"the {what} {v} is above 2^31-1 and that quirk is not enabled"
+        // Legal (DESIGN §12: numbers up to 2^64-1); reported, because MailKit and others fail here.
+        | ValueSome v when v > maxInt31 -> okq v [ Quirk.NumbersAbove2Pow31 ]
         | ValueSome v -> okq v []
 
     /// Splits a line into space-separated fields; several spaces in a row need ExtraSpaces.
@@ -69,6 +66,16 @@ module ReplyParser =
         let mutable quirks = []
         let mutable error = None
         let mutable i = 0
+
+        // Leading spaces ("+OK  2 320") are extra spaces too.
+        while i < line.Length && line[i] = Bytes.Space do
+            i <- i + 1
+
+        if i > 0 then
+            if allowed.Contains Quirk.ExtraSpaces then
+                quirks <- [ Quirk.ExtraSpaces ]
+            else
+                error <- Some "spaces before the first field"
 
         while error.IsNone && i < line.Length do
             if result.Count = maxFields - 1 then
@@ -161,10 +168,8 @@ module ReplyParser =
                 $"lowercase status {Err.quote (Bytes.latin1 (line.Slice(0, min line.Length 120)))} and that quirk is not enabled"
         | Some(isOk, len, q) ->
             if line.Length = len then
-                if allowed.Contains Quirk.EmptyStatusText then
-                    okq { IsOk = isOk; Code = None; Text = "" } (Quirk.EmptyStatusText :: q)
-                else
-                    fail ProtocolErrorKind.BadStatusLine "a status line with no text and that quirk is not enabled"
+                // Legal (RFC 1939's own NOOP example; DESIGN §12); reported when the option asks.
+                okq { IsOk = isOk; Code = None; Text = "" } (Quirk.EmptyStatusText :: q)
             elif line[len] <> Bytes.Space then
                 fail
                     ProtocolErrorKind.BadStatusLine
@@ -189,6 +194,9 @@ module ReplyParser =
                             Text = text
                         }
                         q
+
+    /// True when a line starts with "-ERR" (any case): a refusal, whatever follows.
+    let isErr (line: ReadOnlySpan<byte>) = startsWithAscii line "-ERR" true
 
     /// True when a line is a SASL continuation: "+" alone (Exchange) or "+ " and data (RFC 5034 §4).
     let isContinuation (line: ReadOnlySpan<byte>) =

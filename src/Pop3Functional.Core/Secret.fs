@@ -36,6 +36,9 @@ type Secret private (utf8: byte[]) =
 
         Encoding.UTF8.GetString utf8
 
+    /// True once Dispose has wiped the secret; a disposed secret can no longer be sent.
+    member _.IsDisposed = disposed
+
     /// True when the secret holds a CR, LF or NUL byte (it could split a command line).
     member _.HasLineBreakOrNul =
         utf8 |> Array.exists (fun b -> b = 13uy || b = 10uy || b = 0uy)

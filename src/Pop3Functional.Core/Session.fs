@@ -136,9 +136,13 @@ module Session =
 
         c.S <- { c.S with Phase = target }
 
+    /// Emits QuirkTolerated once per session for each quirk the options list. Parsers return a
+    /// quirk only when the options tolerate it, except the three legal ones (empty status text,
+    /// numbers above 2^31-1, CAPA -ERR: DESIGN §12), which are accepted always and reported only
+    /// when listed.
     let private reportQuirks (c: Ctx) (quirks: Quirk list) =
         for q in quirks do
-            if not (c.S.QuirksReported.Contains q) then
+            if c.S.Options.Quirks.Contains q && not (c.S.QuirksReported.Contains q) then
                 c.S <-
                     { c.S with
                         QuirksReported = c.S.QuirksReported.Add q
@@ -297,7 +301,9 @@ module Session =
             c.S <- { c.S with NextCoreId = id - 1L }
             enqueue c id request command
             pump c
-        | Error e -> raise (InvalidOperationException e.Message)
+        | Error e ->
+            // Only options that cannot hold the core's own commands get here (a tiny MaxCommandOctets).
+            failWith c (Pop3Error.Usage e)
 
     let private popHead (c: Ctx) =
         match c.S.InFlight with
@@ -351,7 +357,12 @@ module Session =
             Ok()
 
     let private checkMessage (snapshot: MailboxSnapshot) (keyword: string) (n: uint64) =
-        if n = 0UL || n > snapshot.Count then
+        if snapshot.Count = 0UL then
+            usage
+                UsageErrorKind.NoSuchMessage
+                keyword
+                $"{keyword} {n} refused: the mailbox was empty at login (STAT counted 0 messages)"
+        elif n = 0UL || n > snapshot.Count then
             usage
                 UsageErrorKind.NoSuchMessage
                 keyword
@@ -428,22 +439,29 @@ module Session =
                             Rounds = 0
                             DeferredInitialResponse = None
                             AwaitingCaller = false
+                            Cancelled = false
                         }
 
                     Ok(cmd, Phase.AwaitingLoginReply(info, id, Some sasl))
                 | Error e when e.Kind = UsageErrorKind.CommandTooLong && ir.IsSome ->
                     // RFC 5034 §4: an initial response that does not fit goes after the first "+ ".
+                    // Encoded now, so a secret disposed after Submit cannot break the exchange.
+                    let deferred = ir |> Option.map (fun secret -> secret.RevealUtf8Bytes())
+
                     encodeWith s (Request.Auth(mech, None))
                     >>= fun cmd ->
-                        let sasl =
-                            {
-                                Mechanism = mech
-                                Rounds = 0
-                                DeferredInitialResponse = ir
-                                AwaitingCaller = false
-                            }
+                        Command.saslLine deferred
+                        >>= fun line ->
+                            let sasl =
+                                {
+                                    Mechanism = mech
+                                    Rounds = 0
+                                    DeferredInitialResponse = Some line
+                                    AwaitingCaller = false
+                                    Cancelled = false
+                                }
 
-                        Ok(cmd, Phase.AwaitingLoginReply(info, id, Some sasl))
+                            Ok(cmd, Phase.AwaitingLoginReply(info, id, Some sasl))
                 | Error e -> Error e
         | Request.Stls, Phase.Authorization info ->
             if s.TlsActive then
@@ -690,27 +708,21 @@ module Session =
 
         match p.Request, c.S.Phase with
         | Request.Capa, phase ->
-            if c.S.Options.Quirks.Contains Quirk.MissingCapa then
-                reportQuirks c [ Quirk.MissingCapa ]
+            // Legal: an RFC 1939-only server (DESIGN §12). Lock-step, no capability assumed.
+            reportQuirks c [ Quirk.MissingCapa ]
 
-                c.S <-
-                    { c.S with
-                        CapaSupported = Some false
-                        Capabilities = Capabilities.Empty
-                    }
+            c.S <-
+                { c.S with
+                    CapaSupported = Some false
+                    Capabilities = Capabilities.Empty
+                }
 
-                rejected ()
+            rejected ()
 
-                match phase with
-                | Phase.AwaitingCapa _ when p.Id < 0L -> afterCapa c (Trigger.Err "CAPA")
-                | Phase.OpeningMailbox _ -> move c (Trigger.Err "CAPA") phase
-                | _ -> ()
-            else
-                protocolFail
-                    c
-                    ProtocolErrorKind.BadStatusLine
-                    keyword
-                    $"CAPA refused ({err.Message}) and the missing-capa quirk is not enabled"
+            match phase with
+            | Phase.AwaitingCapa _ when p.Id < 0L -> afterCapa c (Trigger.Err "CAPA")
+            | Phase.OpeningMailbox _ -> move c (Trigger.Err "CAPA") phase
+            | _ -> ()
         | Request.User _, Phase.AwaitingUserReply(info, _) ->
             move c (Trigger.Err "USER") (Phase.Authorization info)
             rejected ()
@@ -848,8 +860,8 @@ module Session =
                 let challenge = Convert.FromBase64String text
 
                 match sasl.DeferredInitialResponse with
-                | Some ir when sasl.Rounds = 0 ->
-                    match Command.saslLine (Some(ir.RevealUtf8Bytes())) with
+                | Some line when sasl.Rounds = 0 ->
+                    match Ok line with
                     | Ok cmd ->
                         move
                             c
@@ -884,9 +896,28 @@ module Session =
         | _ -> protocolFail c ProtocolErrorKind.BadStatusLine "AUTH" "a SASL continuation outside an AUTH exchange"
 
     let private onStatus (c: Ctx) (p: Pending) (line: ReadOnlyMemory<byte>) (moreBytes: bool) =
-        if p.Expect = Expect.Sasl && ReplyParser.isContinuation line.Span then
-            onContinuation c p line
-        else
+        let sasl =
+            match c.S.Phase with
+            | Phase.AwaitingLoginReply(_, _, Some sasl) when p.Expect = Expect.Sasl -> Some sasl
+            | _ -> None
+
+        match sasl with
+        | Some sasl when sasl.AwaitingCaller ->
+            // The server cannot answer a response the client has not sent: a "+OK" here would skip
+            // the mechanism's proof of the server (security.md #37).
+            protocolFail
+                c
+                ProtocolErrorKind.UnsolicitedData
+                "AUTH"
+                "the server answered before the client responded to its SASL challenge"
+        | Some sasl when sasl.Cancelled && not (ReplyParser.isErr line.Span) ->
+            protocolFail
+                c
+                ProtocolErrorKind.BadStatusLine
+                "AUTH"
+                "the client cancelled the SASL exchange with \"*\" and the server did not answer -ERR (RFC 5034 §4)"
+        | _ when p.Expect = Expect.Sasl && ReplyParser.isContinuation line.Span -> onContinuation c p line
+        | _ ->
             let keyword = p.Request.Keyword
 
             match ReplyParser.statusLine c.S.Options.Quirks c.S.Utf8Active line.Span with
@@ -949,7 +980,8 @@ module Session =
 
     let private currentCount (s: SessionState) =
         match s.Phase with
-        | Phase.Transaction snap -> Some snap
+        | Phase.Transaction snap
+        | Phase.AwaitingQuitReply(Some snap) -> Some snap
         | _ -> None
 
     /// Checks a complete LIST/UIDL listing: duplicates and zero are errors; disorder and gaps are quirks.
@@ -1255,7 +1287,16 @@ module Session =
                 match c.S.Reading with
                 | Reading.Body(cursor, octets) -> pos <- bodyStep c chunk pos cursor octets
                 | _ ->
-                    match LineFramer.next c.S.Options.Limits.MaxLineOctets c.S.Partial chunk pos with
+                    // RFC 5034 §4: a SASL challenge is bounded by its own limit, not the line limit.
+                    let maxLine =
+                        match c.S.InFlight with
+                        | p :: _ when p.Expect = Expect.Sasl ->
+                            max
+                                c.S.Options.Limits.MaxLineOctets
+                                ((c.S.Options.Limits.MaxSaslChallengeOctets + 2) / 3 * 4 + 4)
+                        | _ -> c.S.Options.Limits.MaxLineOctets
+
+                    match LineFramer.next maxLine c.S.Partial chunk pos with
                     | FramedLine.NeedMore partial ->
                         c.S <- { c.S with Partial = partial }
                         pos <- len
@@ -1269,7 +1310,7 @@ module Session =
                             c
                             ProtocolErrorKind.LineTooLong
                             command
-                            $"a line from the server exceeds the limit of {c.S.Options.Limits.MaxLineOctets} octets"
+                            $"a line from the server exceeds the limit of {maxLine} octets"
 
                         go <- false
                     | FramedLine.Line(line, next, bareLf) ->
@@ -1312,6 +1353,8 @@ module Session =
             c.S <-
                 { c.S with
                     TlsActive = true
+                    // RFC 2595 §4: everything negotiated before TLS is forgotten, UTF8 mode included.
+                    Utf8Active = false
                     Capabilities = Capabilities.Empty
                     CapaSupported = None
                     ChannelBinding = binding
@@ -1344,7 +1387,16 @@ module Session =
             | Ok cmd ->
                 c.S <-
                     { c.S with
-                        Phase = Phase.AwaitingLoginReply(info, login, Some { sasl with AwaitingCaller = false })
+                        Phase =
+                            Phase.AwaitingLoginReply(
+                                info,
+                                login,
+                                Some
+                                    { sasl with
+                                        AwaitingCaller = false
+                                        Cancelled = payload.IsNone
+                                    }
+                            )
                     }
 
                 c.Out.Add(Output.Send cmd)
@@ -1375,8 +1427,16 @@ module Session =
         | Input.EndOfStream -> endOfStream c
         | Input.Submit(id, request) -> submit c id request
         | Input.SaslRespond secret ->
-            if isNull secret then
-                saslAnswer c (Some [||])
+            if isNull secret || secret.IsDisposed then
+                emit
+                    c
+                    (Event.Refused(
+                        0L,
+                        Err.usage
+                            UsageErrorKind.InvalidArgument
+                            "AUTH"
+                            "the SASL response is null or was disposed; answer with an empty Secret for an empty response"
+                    ))
             else
                 saslAnswer c (Some(secret.RevealUtf8Bytes()))
         | Input.SaslCancel -> saslAnswer c None

@@ -20,10 +20,13 @@ type SaslExchange =
         Mechanism: string
         /// Challenges received so far; bounded by Limits.MaxSaslRounds.
         Rounds: int
-        /// An initial response that did not fit on the AUTH line; sent after the first "+ ".
-        DeferredInitialResponse: Secret option
+        /// An initial response that did not fit on the AUTH line, encoded at submission as a
+        /// continuation line; sent after the first "+ " (RFC 5034 §4).
+        DeferredInitialResponse: EncodedCommand option
         /// True when a challenge was handed to the caller and the server now waits for the answer.
         AwaitingCaller: bool
+        /// True once the client sent "*": the server must answer -ERR (RFC 5034 §4).
+        Cancelled: bool
     }
 
 /// A state and the data valid in it (DESIGN §3). See Transitions for the moves between them.

@@ -245,8 +245,11 @@ let tests =
                         Expect.isFalse v.IsOk "IsOk"
                         Expect.equal v.Code (Some ResponseCode.InUse) "Code"
                         Expect.equal q [ Quirk.LowercaseStatus ] "quirk reported"
-                    testCase "+OK with no text is refused without EmptyStatusText"
-                    <| fun () -> status none "+OK" |> expectError "+OK" ProtocolErrorKind.BadStatusLine
+                    testCase "+OK with no text is legal even without EmptyStatusText (DESIGN §12)"
+                    <| fun () ->
+                        let v, _ = status none "+OK" |> expectOk "+OK"
+                        Expect.isTrue v.IsOk "IsOk"
+                        Expect.equal v.Text "" "Text"
                     testCase "+OK with no text reports EmptyStatusText (RFC 1939 §5 NOOP example)"
                     <| fun () ->
                         let v, q = status (set [ Quirk.EmptyStatusText ]) "+OK" |> expectOk "+OK"
@@ -430,15 +433,22 @@ let tests =
                             "5 -1"
                             "5 1.5"
                             ""
-                            " 2 320"
                             "1 18446744073709551616"
                             "18446744073709551616 1"
                         ] do
                         testCase $"{show payload} is BadNumber"
                         <| fun () -> stat all payload |> expectError payload ProtocolErrorKind.BadNumber
 
-                    testCase "a number above 2^31-1 is refused without NumbersAbove2Pow31"
-                    <| fun () -> stat none "2147483648 0" |> expectError "2^31" ProtocolErrorKind.BadNumber
+                    testCase "a number above 2^31-1 is legal without NumbersAbove2Pow31 (DESIGN §12)"
+                    <| fun () ->
+                        let v, _ = stat none "2147483648 0" |> expectOk "2^31"
+                        Expect.equal v.Count 2147483648UL "count"
+                    testCase "a leading space needs ExtraSpaces"
+                    <| fun () ->
+                        stat none " 2 320" |> expectError "leading space" ProtocolErrorKind.BadListing
+                        let v, q = stat all " 2 320" |> expectOk "leading space"
+                        Expect.equal (v.Count, v.Octets) (2UL, 320UL) "parsed"
+                        Expect.equal q [ Quirk.ExtraSpaces ] "quirk reported"
                     testCase "several spaces are refused without ExtraSpaces (thunderbird-android#323)"
                     <| fun () -> stat none "2  320" |> expectError "two spaces" ProtocolErrorKind.BadListing
                     testCase "a trailing space needs ExtraSpaces"

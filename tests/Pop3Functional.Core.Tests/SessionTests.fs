@@ -142,15 +142,19 @@ let tests =
 
                         Expect.isFalse ready.CapaSupported "ready says CAPA unsupported"
 
-                    testCase "CAPA -ERR without the missing-capa quirk is a protocol error"
+                    testCase "CAPA -ERR is legal without the missing-capa option, and then not reported (DESIGN §12)"
                     <| fun () ->
                         let opts = { plain with Quirks = Set.empty }
 
                         let s, outs =
                             runAll (Session.create opts) [ received greeting; received "-ERR no\r\n" ]
 
-                        Expect.equal s.Phase.Kind PhaseKind.Failed "failed"
-                        expectProtocolFailure ProtocolErrorKind.BadStatusLine outs
+                        Expect.equal s.Phase.Kind PhaseKind.Authorization "an RFC 1939 server"
+                        Expect.equal s.CapaSupported (Some false) "CAPA unsupported"
+
+                        Expect.isFalse
+                            (events outs |> List.exists (function Event.QuirkTolerated _ -> true | _ -> false))
+                            "no event"
 
                     testCase "after CAPA -ERR commands are lock-step even with many queued"
                     <| fun () ->
