@@ -140,8 +140,11 @@ type MailboxSnapshot =
         Count: uint64
         /// Octets in the maildrop at login (STAT).
         Octets: uint64
-        /// Messages marked deleted in this session; committed only by +OK to QUIT.
+        /// Messages marked deleted in this session, as later requests see them: a DELE counts from
+        /// its submission (and RSET clears) until the server refuses it. Committed only by +OK to QUIT.
         Deleted: Set<uint64>
+        /// The marks the server has acknowledged (+OK to DELE, RSET): what QUIT commits.
+        Confirmed: Set<uint64>
     }
 
 /// What QUIT achieved (RFC 1939 §6).

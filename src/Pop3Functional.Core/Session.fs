@@ -601,6 +601,24 @@ module Session =
         else
             ReadOnlyMemory.Empty
 
+    /// Applies f to the mailbox snapshot, whether QUIT is queued yet or not.
+    let private updateSnapshot (c: Ctx) (f: MailboxSnapshot -> MailboxSnapshot) =
+        match c.S.Phase with
+        | Phase.Transaction snap -> c.S <- { c.S with Phase = Phase.Transaction(f snap) }
+        | Phase.AwaitingQuitReply(Some snap) -> c.S <- { c.S with Phase = Phase.AwaitingQuitReply(Some(f snap)) }
+        | _ -> ()
+
+    /// The marks after the DELE and RSET requests still pending, in order, over the confirmed ones.
+    let private replayMarks (confirmed: Set<uint64>) (pending: Pending list) =
+        pending
+        |> List.fold
+            (fun marks p ->
+                match p.Request with
+                | Request.Dele n -> Set.add n marks
+                | Request.Rset -> Set.empty
+                | _ -> marks)
+            confirmed
+
     let private loginSucceeded (c: Ctx) (p: Pending) (status: StatusLine) =
         move c (Trigger.Ok p.Request.Keyword) (Phase.OpeningMailbox(p.Id, status))
 
@@ -622,6 +640,7 @@ module Session =
                         Count = st.Count
                         Octets = st.Octets
                         Deleted = Set.empty
+                        Confirmed = Set.empty
                     }
 
                 move c (Trigger.Ok "STAT") (Phase.Transaction snapshot)
@@ -669,7 +688,12 @@ module Session =
         | Request.Utf8, _ ->
             c.S <- { c.S with Utf8Active = true }
             answer c p (Reply.Ok status)
-        | Request.Rset, _ -> answer c p (Reply.Reset status)
+        | Request.Dele n, _ ->
+            updateSnapshot c (fun snap -> { snap with Confirmed = snap.Confirmed.Add n })
+            answer c p (Reply.Ok status)
+        | Request.Rset, _ ->
+            updateSnapshot c (fun snap -> { snap with Confirmed = Set.empty })
+            answer c p (Reply.Reset status)
         | Request.Quit, Phase.AwaitingQuitReply snapshot ->
             let outcome =
                 match snapshot with
@@ -677,7 +701,7 @@ module Session =
                     {
                         Text = status.Text
                         UpdateCompleted = true
-                        DeletionsCommitted = snap.Deleted |> Set.toList
+                        DeletionsCommitted = snap.Confirmed |> Set.toList
                     }
                 | None ->
                     {
@@ -745,54 +769,13 @@ module Session =
                 ProtocolErrorKind.SnapshotUnavailable
                 keyword
                 $"STAT after login was refused ({err.Message}); without the mailbox snapshot message numbers cannot be checked"
-        | Request.Dele n, Phase.Transaction snapshot ->
-            c.S <-
-                { c.S with
-                    Phase =
-                        Phase.Transaction
-                            { snapshot with
-                                Deleted = snapshot.Deleted.Remove n
-                            }
-                }
-
-            rejected ()
-        | Request.Rset, Phase.Transaction snapshot ->
-            // The marks were cleared when RSET was submitted; the server kept them.
-            c.S <-
-                { c.S with
-                    Phase =
-                        Phase.Transaction
-                            { snapshot with
-                                Deleted = Set.union snapshot.Deleted p.DeletedBefore
-                            }
-                }
-
-            rejected ()
-        | Request.Rset, Phase.AwaitingQuitReply(Some snapshot) ->
-            c.S <-
-                { c.S with
-                    Phase =
-                        Phase.AwaitingQuitReply(
-                            Some
-                                { snapshot with
-                                    Deleted = Set.union snapshot.Deleted p.DeletedBefore
-                                }
-                        )
-                }
-
-            rejected ()
-        | Request.Dele n, Phase.AwaitingQuitReply(Some snapshot) ->
-            // QUIT was queued behind this DELE: the refused mark must not be reported as committed.
-            c.S <-
-                { c.S with
-                    Phase =
-                        Phase.AwaitingQuitReply(
-                            Some
-                                { snapshot with
-                                    Deleted = snapshot.Deleted.Remove n
-                                }
-                        )
-                }
+        | (Request.Dele _ | Request.Rset), _ ->
+            // The refused DELE or RSET changed nothing on the server: rebuild the marks later
+            // requests see from what the server confirmed and the DELE/RSET still pending.
+            updateSnapshot c (fun snap ->
+                { snap with
+                    Deleted = replayMarks snap.Confirmed (c.S.InFlight @ c.S.Waiting.ToList())
+                })
 
             rejected ()
         | Request.Quit, Phase.AwaitingQuitReply _ ->

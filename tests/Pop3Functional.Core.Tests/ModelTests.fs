@@ -179,6 +179,7 @@ let private modelSubmit (messages: Message[]) (phase: ModelPhase) (request: Requ
                     Count = uint64 count
                     Octets = messages |> Array.sumBy (fun m -> uint64 m.Size)
                     Deleted = Set.empty
+                    Confirmed = Set.empty
                 }
 
             ExpectReply(Reply.LoggedIn(ok "welcome", snapshot)), MAwaitingLogin, None

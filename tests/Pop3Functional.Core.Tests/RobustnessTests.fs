@@ -412,6 +412,7 @@ let private boundTests =
                                         Count = 1UL <<< 40
                                         Octets = 0UL
                                         Deleted = Set.empty
+                                        Confirmed = Set.empty
                                     }
                         }
 

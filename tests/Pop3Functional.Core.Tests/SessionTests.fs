@@ -217,6 +217,7 @@ let tests =
                                     Count = 3UL
                                     Octets = 345UL
                                     Deleted = Set.empty
+                                    Confirmed = Set.empty
                                 }
                                 "snapshot"
                         | other -> failtestf "reply: %A" other

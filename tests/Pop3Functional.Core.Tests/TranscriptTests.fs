@@ -242,6 +242,7 @@ let private loggedIn id text count octets =
                     Count = count
                     Octets = octets
                     Deleted = Set.empty
+                    Confirmed = Set.empty
                 }
             )
         )
