@@ -14,6 +14,8 @@ type BodyCursor =
     | HeldDot
     /// "." then CR at the start of a line were the last bytes seen.
     | HeldDotCr
+    /// Inside a line, the last byte a CR: without the bare-LF quirk a line starts only after CRLF.
+    | AfterCr
 
 /// The result of decoding one chunk of a multi-line body.
 [<Struct>]
@@ -130,7 +132,15 @@ module BodyDecoder =
                             cursor <- BodyCursor.MidLine
                 else
                     cursor <- BodyCursor.MidLine
-            | _ ->
+            | BodyCursor.AfterCr ->
+                // The previous chunk ended in CR: an LF now completes a CRLF line end.
+                if span[p] = Bytes.LF then
+                    p <- p + 1
+                    cursor <- BodyCursor.LineStart
+                else
+                    cursor <- BodyCursor.MidLine
+            | _ when bareLfTerminator ->
+                // Any LF ends a line (the bare-LF quirk).
                 let rest = span.Slice p
                 let at = rest.IndexOf(ReadOnlySpan Bytes.lfDot)
 
@@ -144,6 +154,24 @@ module BodyDecoder =
                     p <- len
                 else
                     p <- p + at + 1
+                    cursor <- BodyCursor.LineStart
+            | _ ->
+                // Only CRLF ends a line (RFC 1939 §3); a bare LF is data.
+                let rest = span.Slice p
+                let at = rest.IndexOf(ReadOnlySpan Bytes.crlfDot)
+
+                if at < 0 then
+                    cursor <-
+                        if span[len - 1] = Bytes.CR then
+                            BodyCursor.AfterCr
+                        elif len >= 2 && span[len - 2] = Bytes.CR && span[len - 1] = Bytes.LF then
+                            BodyCursor.LineStart
+                        else
+                            BodyCursor.MidLine
+
+                    p <- len
+                else
+                    p <- p + at + 2
                     cursor <- BodyCursor.LineStart
 
         if not ended then

@@ -35,6 +35,9 @@ module Bytes =
     /// The two-octet sequence that can start a stuffed line or the terminator of a multi-line reply.
     let lfDot: byte[] = [| LF; Dot |]
 
+    /// CRLF and a dot: a line starting with "." when only CRLF ends lines.
+    let crlfDot: byte[] = [| CR; LF; Dot |]
+
     /// Encodes protocol text (keywords, numbers, base64) as ASCII; non-ASCII chars become "?".
     let ascii (s: string) : byte[] = Encoding.ASCII.GetBytes s
 

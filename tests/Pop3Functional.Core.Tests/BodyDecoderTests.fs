@@ -67,20 +67,25 @@ let private splitAt (bytes: byte[]) (cuts: int list) =
     cuts |> List.pairwise |> List.map (fun (a, b) -> bytes[a .. b - 1])
 
 /// The test-side stuffer (RFC 1939 §3): every line that starts with '.' gets one more '.',
-/// then ".CRLF" ends the body. A line starts at the body's start and after every LF.
-let private stuff (body: byte[]) =
+/// then ".CRLF" ends the body. A line starts at the body's start and after every CRLF (an RFC
+/// server), or after every LF (a bare-LF server, which the decoder follows only with the quirk).
+let private stuffFor (bareLf: bool) (body: byte[]) =
     let out = ResizeArray<byte>(body.Length + body.Length / 8 + 3)
     let mutable lineStart = true
+    let mutable previous = 0uy
 
     for b in body do
         if lineStart && b = Bytes.Dot then
             out.Add Bytes.Dot
 
         out.Add b
-        lineStart <- (b = Bytes.LF)
+        lineStart <- b = Bytes.LF && (bareLf || previous = Bytes.CR)
+        previous <- b
 
     out.AddRange [| Bytes.Dot; Bytes.CR; Bytes.LF |]
     out.ToArray()
+
+let private stuff = stuffFor false
 
 /// A body of arbitrary bytes, rich in '.', CR and LF, that ends in CRLF or is empty.
 let private genBody (maxLength: int) =
@@ -148,7 +153,9 @@ let tests =
                             "\r\r\n.\r\n", "\r\r\n"
                             "a\000b\000\r\n\000\r\n.\r\n", "a\000b\000\r\n\000\r\n"
                             "line\r\n\r\n.\r\n", "line\r\n\r\n"
-                            "a\n.b\r\n.\r\n", "a\nb\r\n"
+                            // Only CRLF starts a line without the bare-LF quirk: this dot is data.
+                            "a\n.b\r\n.\r\n", "a\n.b\r\n"
+                            "ab\n.\r\ncd\r\n.\r\n", "ab\n.\r\ncd\r\n"
                         ] do
                         testCase $"{show wire} -> {show body}"
                         <| fun () ->
@@ -200,9 +207,9 @@ let tests =
                         Expect.equal (str d.Body) "a.\r\n" "data"
                     testCase "without the quirk, '.' LF is a stuffed line, not the end"
                     <| fun () ->
-                        let d = decodeOne false "a\n.\nb\r\n.\r\n"
+                        let d = decodeOne false "a\r\n.\nb\r\n.\r\n"
                         Expect.isTrue d.Ended "ended at .CRLF"
-                        Expect.equal (str d.Body) "a\n\nb\r\n" "'.' LF unstuffed to LF"
+                        Expect.equal (str d.Body) "a\r\n\nb\r\n" "'.' LF unstuffed to LF"
                         Expect.isFalse d.BareLf "CRLF terminator"
                     testCase "with the BareLineFeed quirk, '.' LF ends the body and is flagged"
                     <| fun () ->
@@ -283,9 +290,9 @@ let tests =
 
                     testPropertyWithConfig (propConfig 100) "bodies up to 2 KiB, split at every byte position"
                     <| Prop.forAll (Arb.fromGen (genBody 2048)) (fun body ->
-                        let wire = stuff body
-
                         for bareLf in [ false; true ] do
+                            let wire = stuffFor bareLf body
+
                             for cut in 0 .. wire.Length do
                                 let d = decodeChunks bareLf (splitAt wire [ cut ])
                                 Expect.isTrue d.Ended $"ended (split at {cut})"
