@@ -105,6 +105,8 @@ module Session =
             Out: ResizeArray<Output>
             /// The request whose reply line is being handled; it may already have left InFlight.
             mutable Replying: Pending option
+            /// Requests sent during this step: bytes received in the same chunk cannot answer them.
+            mutable SentThisStep: RequestId list
         }
 
     let private describe (kind: PhaseKind) =
@@ -248,6 +250,7 @@ module Session =
                         }
 
                     c.Out.Add(Output.Send p.Command)
+                    c.SentThisStep <- p.Id :: c.SentThisStep
                 else
                     go <- false
 
@@ -1178,6 +1181,14 @@ module Session =
                     ProtocolErrorKind.UnsolicitedData
                     ""
                     $"the server sent {Err.quote (Bytes.latin1 line.Span)} with no command outstanding"
+            | _, p :: _ when List.contains p.Id c.SentThisStep ->
+                // The server answered before it could have read the command (security.md #22): the
+                // line would otherwise be paired with a command sent after it arrived.
+                protocolFail
+                    c
+                    ProtocolErrorKind.UnsolicitedData
+                    p.Request.Keyword
+                    $"the server sent {Err.quote (Bytes.latin1 line.Span)} before {p.Command.LogText} was sent"
             | _, p :: _ ->
                 c.Replying <- Some p
 
@@ -1403,6 +1414,7 @@ module Session =
                 S = state
                 Out = ResizeArray()
                 Replying = None
+                SentThisStep = []
             }
 
         match input with

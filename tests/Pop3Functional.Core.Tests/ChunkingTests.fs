@@ -10,10 +10,15 @@ open FsCheck.FSharp
 open Pop3Functional.Core
 open Pop3Functional.Core.Tests.Harness
 
-/// One step of a fixture: a reply from the server, or an input from the caller or the shell.
+/// One step of a fixture: a reply from the server, an input from the caller or the shell, or a
+/// causal boundary. Sync marks where the server must first read a command the core sends on its
+/// own (CAPA after the greeting, STAT after lock-step CAPA, QUIT after the last reply): an honest
+/// server's bytes after it can never arrive in the same chunk as the bytes before it, and the
+/// core rejects them if they do (security.md #22). Chunks are cut at every Sync.
 type private Step =
     | Server of string
     | Do of Input
+    | Sync
 
 type private Fixture =
     {
@@ -34,14 +39,21 @@ let private trickyBody =
     "+OK 120 octets\r\nSubject: x\r\n\r\n..leading dot\r\n..\r\n...\r\nbare\rCR and NUL \000 here\r\n..\rx\r\n\r\nend\r\n.\r\n"
 
 let private login (capaReply: string) =
+    let pipelined = capaReply.Contains "PIPELINING"
+
     [
         Server "+OK POP3 ready <1.2@host>\r\n"
+        Sync
         Server capaReply
         Do(Input.Submit(1L, Request.User "bob"))
         Server "+OK user ok\r\n"
         Do(Input.Submit(2L, Request.Pass(Secret.FromString "pw")))
         Server "+OK logged in\r\n"
+        Sync
         Server capaReply
+        // With PIPELINING the core sends CAPA and STAT together; else STAT waits for CAPA's reply.
+        if not pipelined then
+            Sync
         Server "+OK 3 360\r\n"
     ]
 
@@ -97,6 +109,8 @@ let private pipelinedSession =
                 Server "+OK 2 uid-2\r\n"
                 Server "+OK deleted\r\n"
                 Server "+OK\r\n"
+                // QUIT goes out only after every earlier reply has arrived (DESIGN §9).
+                Sync
                 Server "+OK bye\r\n"
             ]
     }
@@ -108,6 +122,7 @@ let private saslSession =
         Steps =
             [
                 Server "+OK POP3 ready\r\n"
+                Sync
                 Server capaPipelining
                 Do(Input.Submit(1L, Request.Auth("LOGIN", None)))
                 Server "+ VXNlcm5hbWU6\r\n"
@@ -115,6 +130,7 @@ let private saslSession =
                 Server "+ UGFzc3dvcmQ6\r\n"
                 Do(Input.SaslRespond(Secret.FromString "pw"))
                 Server "+OK welcome\r\n"
+                Sync
                 Server capaPipelining
                 Server "+OK 0 0\r\n"
                 Do(Input.Submit(2L, Request.Quit))
@@ -177,6 +193,7 @@ let private layout (f: Fixture) =
     let stream = StringBuilder()
     let inputs = ResizeArray<int * Input>()
     let boundaries = ResizeArray<int>()
+    let syncs = ResizeArray<int>()
 
     for step in f.Steps do
         match step with
@@ -184,17 +201,18 @@ let private layout (f: Fixture) =
             stream.Append text |> ignore
             boundaries.Add stream.Length
         | Do input -> inputs.Add(stream.Length, input)
+        | Sync -> syncs.Add stream.Length
 
-    latin1 (stream.ToString()), List.ofSeq inputs, List.ofSeq boundaries
+    latin1 (stream.ToString()), List.ofSeq inputs, List.ofSeq boundaries, List.ofSeq syncs
 
 /// Feeds the fixture with the server bytes cut at the given positions (and wherever an input
 /// comes); each chunk is a fresh array, so body slices stay valid and are normalised at the end.
 let private runCut (f: Fixture) (cuts: int seq) =
-    let stream, inputs, _ = layout f
+    let stream, inputs, _, syncs = layout f
     let inputOffsets = inputs |> List.map fst
 
     let points =
-        Seq.append cuts inputOffsets
+        Seq.concat [ cuts; inputOffsets; syncs ]
         |> Seq.filter (fun p -> p > 0 && p < stream.Length)
         |> Seq.append [ 0; stream.Length ]
         |> Seq.distinct
@@ -225,7 +243,7 @@ let private runCut (f: Fixture) (cuts: int seq) =
 
 /// The reference: each reply fed whole, as its own chunk.
 let private reference (f: Fixture) =
-    let _, _, boundaries = layout f
+    let _, _, boundaries, _ = layout f
     runCut f boundaries
 
 let private expectSame
@@ -260,7 +278,7 @@ let private isFinal (e: Event) =
 let private genCuts =
     gen {
         let! index = Gen.choose (0, fixtures.Length - 1)
-        let stream, _, _ = layout fixtures[index]
+        let stream, _, _, _ = layout fixtures[index]
         let! n = Gen.choose (1, 40)
         let! cuts = Gen.listOfLength n (Gen.choose (1, stream.Length - 1))
         return index, cuts
@@ -274,7 +292,7 @@ let tests =
             testCase "the fixtures are small enough for every-byte splits (≤ 4 KiB)"
             <| fun () ->
                 for f in fixtures do
-                    let stream, _, _ = layout f
+                    let stream, _, _, _ = layout f
                     Expect.isLessThanOrEqual stream.Length 4096 f.Name
 
             testCase "the reference runs do what the fixtures say"
@@ -322,17 +340,17 @@ let tests =
                 testCase $"{f.Name}: every two-chunk split gives the same outputs"
                 <| fun () ->
                     let expected = reference f
-                    let stream, _, _ = layout f
+                    let stream, _, _, _ = layout f
 
                     for cut in 1 .. stream.Length - 1 do
                         expectSame f expected (runCut f [ cut ]) $"split at {cut}"
 
                 testCase $"{f.Name}: one byte at a time gives the same outputs"
                 <| fun () ->
-                    let stream, _, _ = layout f
+                    let stream, _, _, _ = layout f
                     expectSame f (reference f) (runCut f [ 1 .. stream.Length - 1 ]) "one byte at a time"
 
-                testCase $"{f.Name}: everything at once (cut only where an input comes) gives the same outputs"
+                testCase $"{f.Name}: everything at once (cut only at inputs and causal boundaries) gives the same outputs"
                 <| fun () -> expectSame f (reference f) (runCut f []) "one chunk between inputs"
 
             testCase "every strict prefix of a reply leaves its request pending and is consumed without error"
@@ -347,13 +365,14 @@ let tests =
                                 steps[.. i - 1]
                                 |> Array.fold
                                     (fun s step ->
-                                        let input =
-                                            match step with
-                                            | Server t -> received t
-                                            | Do input -> input
-
-                                        let struct (next, _) = Session.step s input
-                                        next)
+                                        match step with
+                                        | Server t ->
+                                            let struct (next, _) = Session.step s (received t)
+                                            next
+                                        | Do input ->
+                                            let struct (next, _) = Session.step s input
+                                            next
+                                        | Sync -> s)
                                     (Session.create f.Options)
 
                             for len in 1 .. reply.Length - 1 do
@@ -362,7 +381,8 @@ let tests =
                                 Expect.notEqual after.Phase.Kind PhaseKind.Failed what
                                 Expect.isFalse (events outs |> List.exists isFinal) $"{what}: no final event"
                                 Expect.isFalse (outs |> List.contains NClose) $"{what}: no Close"
-                        | Do _ -> ()
+                        | Do _
+                        | Sync -> ()
 
             testPropertyWithConfig
                 { FsCheckConfig.defaultConfig with

@@ -453,7 +453,9 @@ let tests =
                         Input.Submit(1L, Request.User "bob")
                         received "+ok\r\n"
                         Input.Submit(2L, Request.Pass(Secret.FromString "pw"))
-                        received "+OK in\r\n+OK\r\nUSER\r\nPIPELINING\r\nUIDL\r\n.\r\n+OK 2 30\r\n"
+                        received "+OK in\r\n"
+                        // The core's CAPA and STAT go out together (PIPELINING); their replies follow.
+                        received "+OK\r\nUSER\r\nPIPELINING\r\nUIDL\r\n.\r\n+OK 2 30\r\n"
                         Input.Submit(3L, Request.Uidl None)
                         Input.Submit(4L, Request.Retr 2UL)
                         Input.Submit(5L, Request.Dele 2UL)
