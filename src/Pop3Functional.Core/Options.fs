@@ -1,5 +1,7 @@
 namespace Pop3Functional.Core
 
+open System
+
 /// How the connection is protected (RFC 8314, RFC 2595). There is no silent opportunistic mode.
 type TlsMode =
     /// TLS from the first byte (POP3S, port 995). The shell handshakes before feeding any byte.
@@ -102,6 +104,32 @@ type Limits =
             MaxMessageOctets = None
             PipelineMaxCommands = 32
             PipelineMaxOctets = 4096
+        }
+
+    /// A copy with another line limit (status and listing lines, CRLF included).
+    member l.WithMaxLineOctets(octets: int) = { l with MaxLineOctets = octets }
+
+    /// A copy with another cap on one message body; null for unlimited (the default).
+    member l.WithMaxMessageOctets(octets: Nullable<uint64>) =
+        { l with
+            MaxMessageOctets = Option.ofNullable octets
+        }
+
+    /// A copy with another cap on LIST/UIDL entries when no STAT count bounds them.
+    member l.WithMaxListingEntries(entries: uint64) = { l with MaxListingEntries = entries }
+
+    /// A copy with other SASL bounds: decoded challenge octets and rounds (RFC 5034 §4).
+    member l.WithSaslLimits(challengeOctets: int, rounds: int) =
+        { l with
+            MaxSaslChallengeOctets = challengeOctets
+            MaxSaslRounds = rounds
+        }
+
+    /// A copy with another pipelining window: commands and command octets in flight.
+    member l.WithPipelineWindow(commands: int, octets: int) =
+        { l with
+            PipelineMaxCommands = commands
+            PipelineMaxOctets = octets
         }
 
     /// RFC 2449's 512-octet response lines, for a strict profile.

@@ -58,8 +58,8 @@ type Pop3ErrorKind =
 /// An error as C# sees it: a kind, a stable code, a message, and the details of each kind.
 [<Sealed>]
 type Pop3Failure internal (error: Pop3Error) =
-    /// The F# error value, for F# callers.
-    member _.Error = error
+    /// The F# error value (F# callers use Session.step, which gives it directly).
+    member internal _.Error = error
 
     /// Which of the four kinds the error is; decides whether the session can go on.
     member _.Kind =
@@ -198,10 +198,22 @@ type Pop3Capabilities internal (caps: Capabilities) =
     member _.ExpireNever = (caps.Expire |> Option.exists (fun e -> e.Days.IsNone))
     /// EXPIRE days, or null (also null for NEVER).
     member _.ExpireDays = caps.Expire |> Option.bind _.Days |> Option.toNullable
+    /// True when LOGIN-DELAY carried the USER suffix: the value may differ per user (RFC 2449 §6.5).
+    member _.LoginDelayPerUser = caps.LoginDelay |> Option.exists _.PerUser
+    /// True when EXPIRE carried the USER suffix: the value may differ per user (RFC 2449 §6.7).
+    member _.ExpirePerUser = caps.Expire |> Option.exists _.PerUser
+
+    /// Capabilities this version does not know, or whose arguments did not parse, as sent.
+    member _.Other: IReadOnlyList<string> =
+        caps.Other
+        |> List.map (fun (tag, args) -> String.Join(" ", tag :: args))
+        |> Array.ofList
+        :> _
+
     /// The capability lines as received, unknown ones included.
     member _.Lines: IReadOnlyList<string> = caps.Lines |> Array.ofList :> _
-    /// The F# value, for F# callers.
-    member _.Value = caps
+    /// The F# value (F# callers use Session.step, which gives it directly).
+    member internal _.Value = caps
 
 /// One output of Pop3Machine. Which properties are set depends on Kind and EventKind.
 [<Sealed>]
@@ -467,5 +479,5 @@ type Pop3Machine
         | Phase.Transaction snap -> Nullable snap.Count
         | _ -> Nullable()
 
-    /// The immutable F# session behind the machine.
-    member _.Session = state
+    /// The immutable F# session behind the machine (F# callers use Session directly).
+    member internal _.Session = state

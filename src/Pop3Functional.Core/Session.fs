@@ -607,8 +607,16 @@ module Session =
     /// Applies f to the mailbox snapshot, whether QUIT is queued yet or not.
     let private updateSnapshot (c: Ctx) (f: MailboxSnapshot -> MailboxSnapshot) =
         match c.S.Phase with
-        | Phase.Transaction snap -> c.S <- { c.S with Phase = Phase.Transaction(f snap) }
-        | Phase.AwaitingQuitReply(Some snap) -> c.S <- { c.S with Phase = Phase.AwaitingQuitReply(Some(f snap)) }
+        | Phase.Transaction snap ->
+            c.S <-
+                { c.S with
+                    Phase = Phase.Transaction(f snap)
+                }
+        | Phase.AwaitingQuitReply(Some snap) ->
+            c.S <-
+                { c.S with
+                    Phase = Phase.AwaitingQuitReply(Some(f snap))
+                }
         | _ -> ()
 
     /// The marks after the DELE and RSET requests still pending, in order, over the confirmed ones.
@@ -692,7 +700,11 @@ module Session =
             c.S <- { c.S with Utf8Active = true }
             answer c p (Reply.Ok status)
         | Request.Dele n, _ ->
-            updateSnapshot c (fun snap -> { snap with Confirmed = snap.Confirmed.Add n })
+            updateSnapshot c (fun snap ->
+                { snap with
+                    Confirmed = snap.Confirmed.Add n
+                })
+
             answer c p (Reply.Ok status)
         | Request.Rset, _ ->
             updateSnapshot c (fun snap -> { snap with Confirmed = Set.empty })

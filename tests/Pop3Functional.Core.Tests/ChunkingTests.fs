@@ -350,7 +350,8 @@ let tests =
                     let stream, _, _, _ = layout f
                     expectSame f (reference f) (runCut f [ 1 .. stream.Length - 1 ]) "one byte at a time"
 
-                testCase $"{f.Name}: everything at once (cut only at inputs and causal boundaries) gives the same outputs"
+                testCase
+                    $"{f.Name}: everything at once (cut only at inputs and causal boundaries) gives the same outputs"
                 <| fun () -> expectSame f (reference f) (runCut f []) "one chunk between inputs"
 
             testCase "every strict prefix of a reply leaves its request pending and is consumed without error"

@@ -310,7 +310,10 @@ let private stlsTests =
                 Expect.equal (sent outs) [ "CAPA"; "STLS" ] "no credential, STLS first"
 
                 Expect.isFalse
-                    (events outs |> List.exists (function Event.QuirkTolerated _ -> true | _ -> false))
+                    (events outs
+                     |> List.exists (function
+                         | Event.QuirkTolerated _ -> true
+                         | _ -> false))
                     "no event when the option is not listed"
 
             testCase "#7 pre-TLS state reuse: capabilities forgotten, CAPA again, SASL from the post-TLS CAPA"
@@ -920,13 +923,24 @@ let private numberTests =
                     "no wrap"
 
                 Expect.isFalse
-                    (events outs |> List.exists (function Event.QuirkTolerated _ -> true | _ -> false))
+                    (events outs
+                     |> List.exists (function
+                         | Event.QuirkTolerated _ -> true
+                         | _ -> false))
                     "no event"
 
             // " 5 100" (a second space after +OK) is the ExtraSpaces quirk: refused when not tolerated.
             for stat, options in
-                [ "-1 100", plain; "+5 100", plain; "0x10 100", plain; "seven 100", plain; "5", plain
-                  "5 -3", plain; "5 1e3", plain; " 5 100", { plain with Quirks = Set.empty } ] do
+                [
+                    "-1 100", plain
+                    "+5 100", plain
+                    "0x10 100", plain
+                    "seven 100", plain
+                    "5", plain
+                    "5 -3", plain
+                    "5 1e3", plain
+                    " 5 100", { plain with Quirks = Set.empty }
+                ] do
                 testCase $"#29 STAT answered '+OK {stat}' is rejected"
                 <| fun () ->
                     let s0 = loggedIn options 3 false
@@ -1247,7 +1261,10 @@ let private authTests =
                     let struct (next, _) = Session.step s (Input.Received(ReadOnlyMemory chunk))
                     s <- next
                     // A challenge line may grow to the SASL limit in base64 (RFC 5034 §4), no further.
-                    Expect.isLessThan s.Partial.Length ((s.Options.Limits.MaxSaslChallengeOctets + 2) / 3 * 4 + 4) "bounded"
+                    Expect.isLessThan
+                        s.Partial.Length
+                        ((s.Options.Limits.MaxSaslChallengeOctets + 2) / 3 * 4 + 4)
+                        "bounded"
 
                 Expect.isSome (protocolKind s) "failed"
 

@@ -153,7 +153,10 @@ let tests =
                         Expect.equal s.CapaSupported (Some false) "CAPA unsupported"
 
                         Expect.isFalse
-                            (events outs |> List.exists (function Event.QuirkTolerated _ -> true | _ -> false))
+                            (events outs
+                             |> List.exists (function
+                                 | Event.QuirkTolerated _ -> true
+                                 | _ -> false))
                             "no event"
 
                     testCase "after CAPA -ERR commands are lock-step even with many queued"
