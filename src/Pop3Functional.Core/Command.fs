@@ -94,6 +94,9 @@ module Command =
                 UsageErrorKind.InvalidArgument
                 keyword
                 $"{keyword}: the {what} contains a space; POP3 arguments are separated by spaces"
+        elif value |> Seq.exists (fun c -> c < ' ' || c = '\127') then
+            // RFC 2449 §3: a parameter is VCHARs; a control character (ESC, DEL...) is never one.
+            refuse UsageErrorKind.InvalidArgument keyword $"{keyword}: the {what} contains a control character"
         else
             Ok value
 

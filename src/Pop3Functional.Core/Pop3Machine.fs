@@ -276,6 +276,10 @@ type Pop3Output internal (kind: Pop3OutputKind, eventKind: Pop3EventKind) =
 
 /// The C#-friendly face of the pure core: feed bytes and requests, then drain outputs with
 /// TryDequeue until it returns false. Not thread-safe; one machine per connection. No I/O.
+/// Requests are accepted once negotiation is over: log in after the AuthorizationReady event
+/// (greeting, CAPA, and STLS when required are the core's own), and send transaction commands
+/// after the login request is Answered (the core's CAPA and STAT fix the snapshot first).
+/// Earlier requests are Refused with WrongState, and nothing is sent for them.
 [<Sealed>]
 type Pop3Machine
     /// A machine for these options; it awaits the greeting (feed the server's first bytes next).

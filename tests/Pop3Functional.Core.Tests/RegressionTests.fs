@@ -443,3 +443,22 @@ let tests =
                 Expect.isEmpty leaks (sprintf "F# types in the C# face:\n%s" (String.Join("\n", leaks)))
 
         ]
+
+[<Tests>]
+let controlCharacters =
+    testList
+        "RegressionTests.control characters in arguments"
+        [
+            for name in [ "bob\u001b[31m"; "bob\u007f"; "bob\u0007" ] do
+                testCase
+                    $"USER {Pop3Functional.Core.Bytes.escapeControls name} is refused before any byte (RFC 2449 §3 VCHAR)"
+                <| fun () ->
+                    let s0 = authorized plain
+                    let s, outs = runAll s0 [ Input.Submit(1L, Request.User name) ]
+                    Expect.isEmpty (sent outs) "nothing sent"
+                    Expect.equal s s0 "session unchanged"
+
+                    match events outs with
+                    | [ Event.Refused(1L, e) ] -> Expect.equal e.Kind UsageErrorKind.InvalidArgument "kind"
+                    | other -> failtestf "expected one refusal, got %A" other
+        ]
