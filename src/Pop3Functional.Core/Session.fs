@@ -89,7 +89,7 @@ module Session =
             Utf8Active = false
             Capabilities = Capabilities.Empty
             CapaSupported = None
-            InFlight = []
+            InFlight = Fifo.Empty
             InFlightOctets = 0
             Waiting = Fifo.Empty
             Reading = Reading.Status
@@ -156,7 +156,7 @@ module Session =
         match c.S.Phase with
         | Phase.Failed _ -> ()
         | phase ->
-            let pending = c.S.InFlight @ c.S.Waiting.ToList()
+            let pending = c.S.InFlight.ToList() @ c.S.Waiting.ToList()
 
             let hasFinal (id: RequestId) =
                 c.Out
@@ -187,7 +187,7 @@ module Session =
             c.S <-
                 { c.S with
                     Phase = Phase.Failed err
-                    InFlight = []
+                    InFlight = Fifo.Empty
                     InFlightOctets = 0
                     Waiting = Fifo.Empty
                     Reading = Reading.Status
@@ -209,23 +209,11 @@ module Session =
         let mutable go = true
 
         while go do
-            // Keep the queue's front non-empty in the state itself, so that looking at the next
-            // command is O(1): Fifo.TryPeek reverses Back on every call while Front is empty, and
-            // a look that cannot send (a full window) would throw that work away each time.
-            match c.S.Waiting with
-            | { Front = []; Back = _ :: _ } as w ->
-                c.S <-
-                    { c.S with
-                        Waiting = { Front = List.rev w.Back; Back = [] }
-                    }
-            | _ -> ()
-
             let s = c.S
 
-            match s.Waiting.Front with
-            | [] -> go <- false
-            | p :: front ->
-                let rest = { s.Waiting with Front = front }
+            match s.Waiting.Head with
+            | None -> go <- false
+            | Some p ->
                 let limits = s.Options.Limits
 
                 let canSend =
@@ -233,10 +221,10 @@ module Session =
                         true
                     elif p.Barrier then
                         false
-                    elif s.InFlight |> List.exists _.Barrier then
+                    elif s.InFlight.Exists _.Barrier then
                         false
                     elif pipelining s then
-                        s.InFlight.Length < limits.PipelineMaxCommands
+                        s.InFlight.Count < limits.PipelineMaxCommands
                         && s.InFlightOctets + p.Command.Bytes.Length <= limits.PipelineMaxOctets
                     else
                         false
@@ -244,8 +232,8 @@ module Session =
                 if canSend then
                     c.S <-
                         { s with
-                            Waiting = rest
-                            InFlight = s.InFlight @ [ p ]
+                            Waiting = s.Waiting.Dequeue()
+                            InFlight = s.InFlight.Enqueue p
                             InFlightOctets = s.InFlightOctets + p.Command.Bytes.Length
                         }
 
@@ -309,11 +297,11 @@ module Session =
             failWith c (Pop3Error.Usage e)
 
     let private popHead (c: Ctx) =
-        match c.S.InFlight with
-        | head :: rest ->
+        match c.S.InFlight.Front with
+        | head :: _ ->
             c.S <-
                 { c.S with
-                    InFlight = rest
+                    InFlight = c.S.InFlight.Dequeue()
                     InFlightOctets = c.S.InFlightOctets - head.Command.Bytes.Length
                     Reading = Reading.Status
                 }
@@ -512,9 +500,8 @@ module Session =
 
         // Scans the queue in place: Waiting.ToList() would copy it on every submit.
         let isDuplicate () =
-            s.InFlight |> List.exists (fun p -> p.Id = id)
-            || s.Waiting.Front |> List.exists (fun p -> p.Id = id)
-            || s.Waiting.Back |> List.exists (fun p -> p.Id = id)
+            s.InFlight.Exists(fun p -> p.Id = id)
+            || s.Waiting.Exists(fun p -> p.Id = id)
             || (match s.Phase with
                 | Phase.OpeningMailbox(login, _) -> login = id
                 | _ -> false)
@@ -789,7 +776,7 @@ module Session =
             // requests see from what the server confirmed and the DELE/RSET still pending.
             updateSnapshot c (fun snap ->
                 { snap with
-                    Deleted = replayMarks snap.Confirmed (c.S.InFlight @ c.S.Waiting.ToList())
+                    Deleted = replayMarks snap.Confirmed (c.S.InFlight.ToList() @ c.S.Waiting.ToList())
                 })
 
             rejected ()
@@ -1169,7 +1156,7 @@ module Session =
 
     let private onLine (c: Ctx) (line: ReadOnlyMemory<byte>) (bareLf: bool) (moreBytes: bool) =
         let command =
-            match c.S.InFlight with
+            match c.S.InFlight.Front with
             | p :: _ -> p.Request.Keyword
             | [] -> ""
 
@@ -1185,7 +1172,7 @@ module Session =
             if bareLf then
                 reportQuirks c [ Quirk.BareLineFeed ]
 
-            match c.S.Phase, c.S.InFlight with
+            match c.S.Phase, c.S.InFlight.Front with
             | Phase.AwaitingGreeting, [] -> onGreeting c line
             | _, [] ->
                 protocolFail
@@ -1216,7 +1203,7 @@ module Session =
                 | _ -> pump c
 
     let private bodyStep (c: Ctx) (chunk: ReadOnlyMemory<byte>) (pos: int) (cursor: BodyCursor) (octets: uint64) =
-        match c.S.InFlight with
+        match c.S.InFlight.Front with
         | [] -> chunk.Length
         | p :: _ ->
             let cap = c.S.Options.Limits.MaxMessageOctets
@@ -1295,7 +1282,7 @@ module Session =
                 | _ ->
                     // RFC 5034 §4: a SASL challenge is bounded by its own limit, not the line limit.
                     let maxLine =
-                        match c.S.InFlight with
+                        match c.S.InFlight.Front with
                         | p :: _ when p.Expect = Expect.Sasl ->
                             max
                                 c.S.Options.Limits.MaxLineOctets
@@ -1308,7 +1295,7 @@ module Session =
                         pos <- len
                     | FramedLine.TooLong ->
                         let command =
-                            match c.S.InFlight with
+                            match c.S.InFlight.Front with
                             | p :: _ -> p.Request.Keyword
                             | [] -> ""
 
@@ -1330,7 +1317,7 @@ module Session =
         | Phase.Failed _ -> ()
         | phase ->
             let detail =
-                match c.S.Reading, c.S.InFlight with
+                match c.S.Reading, c.S.InFlight.Front with
                 | Reading.Body(_, octets), p :: _ ->
                     $"the server closed the connection after {Err.n octets} octets of the reply to {p.Command.LogText}; the message is incomplete"
                 | _, p :: _ -> $"the server closed the connection while the reply to {p.Command.LogText} was awaited"
@@ -1346,7 +1333,7 @@ module Session =
                 | _ -> detail
 
             let command =
-                match c.S.InFlight with
+                match c.S.InFlight.Front with
                 | p :: _ -> p.Request.Keyword
                 | [] -> ""
 

@@ -132,29 +132,56 @@ type Reading =
 /// A persistent FIFO queue (two lists).
 type Fifo<'T> =
     {
-        /// The oldest items, in dequeue order.
+        /// The oldest items, in dequeue order; empty only when the whole queue is.
         Front: 'T list
         /// The newest items, newest first; reversed into Front when Front runs out.
         Back: 'T list
+        /// How many items are queued.
+        Count: int
     }
 
     /// A queue with nothing in it.
-    static member Empty: Fifo<'T> = { Front = []; Back = [] }
+    static member Empty: Fifo<'T> = { Front = []; Back = []; Count = 0 }
 
     /// True when nothing is queued.
-    member q.IsEmpty = q.Front.IsEmpty && q.Back.IsEmpty
+    member q.IsEmpty = q.Count = 0
 
-    /// A copy with x added at the back, in O(1).
-    member q.Enqueue x = { q with Back = x :: q.Back }
+    /// A copy with x added at the back, in O(1). Keeps Front non-empty whenever an item is queued,
+    /// so Head never has to reverse anything.
+    member q.Enqueue x =
+        if q.Front.IsEmpty then
+            { Front = [ x ]; Back = []; Count = 1 }
+        else
+            { q with
+                Back = x :: q.Back
+                Count = q.Count + 1
+            }
 
-    /// The oldest item and the queue without it, or None when empty (amortised O(1)).
-    member q.TryPeek =
+    /// The oldest item, or None when empty, in O(1) without allocating.
+    member q.Head =
         match q.Front with
-        | x :: _ -> Some(x, { q with Front = q.Front.Tail })
-        | [] ->
-            match List.rev q.Back with
-            | x :: rest -> Some(x, { Front = rest; Back = [] })
-            | [] -> None
+        | x :: _ -> Some x
+        | [] -> None
+
+    /// A copy without the oldest item (amortised O(1): each item is reversed at most once).
+    member q.Dequeue() =
+        match q.Front with
+        | [] -> q
+        | [ _ ] ->
+            {
+                Front = List.rev q.Back
+                Back = []
+                Count = q.Count - 1
+            }
+        | _ :: rest ->
+            { q with
+                Front = rest
+                Count = q.Count - 1
+            }
+
+    /// True when any queued item satisfies the predicate.
+    member q.Exists(predicate: 'T -> bool) =
+        List.exists predicate q.Front || List.exists predicate q.Back
 
     /// Every item, oldest first.
     member q.ToList() = q.Front @ List.rev q.Back
@@ -175,7 +202,7 @@ type SessionState =
         /// None before the first CAPA answer; Some false after CAPA -ERR.
         CapaSupported: bool option
         /// Sent, awaiting their replies; the oldest first.
-        InFlight: Pending list
+        InFlight: Fifo<Pending>
         /// The octets of InFlight, bounded by PipelineMaxOctets when pipelining.
         InFlightOctets: int
         /// Accepted, not yet sent (pipelining window, barriers).

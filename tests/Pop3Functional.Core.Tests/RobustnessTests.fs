@@ -256,7 +256,7 @@ let private fingerprint (s: SessionState) =
         |> List.map (fun p -> p.Id, p.Command.LogText, text (p.Command.Bytes.ToArray()), p.Expect, p.Barrier)
 
     (s.Phase, s.TlsActive, s.Utf8Active, s.Capabilities, s.CapaSupported),
-    (pending s.InFlight, s.InFlightOctets, pending (s.Waiting.ToList())),
+    (pending (s.InFlight.ToList()), s.InFlightOctets, pending (s.Waiting.ToList())),
     (s.Reading, text s.Partial, s.NextCoreId, s.QuirksReported, s.ChannelBinding)
 
 let private config n =
