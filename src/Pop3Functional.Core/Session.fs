@@ -800,6 +800,11 @@ module Session =
 
         protocolFail c kind "AUTH" message
 
+    /// The octets a base64 text decodes to, padding excluded (RFC 4648 §4).
+    let private decodedLength (text: string) =
+        let padding = text.Length - text.TrimEnd('=').Length
+        int64 text.Length / 4L * 3L - int64 (min padding 2)
+
     let private isBase64 (s: string) =
         s.Length % 4 = 0
         && s
@@ -831,11 +836,11 @@ module Session =
                     c
                     ProtocolErrorKind.SaslLimitExceeded
                     $"the server sent more than {limits.MaxSaslRounds} SASL challenges"
-            elif text.Length / 4 * 3 > limits.MaxSaslChallengeOctets then
+            elif decodedLength text > int64 limits.MaxSaslChallengeOctets then
                 cancelAndFail
                     c
                     ProtocolErrorKind.SaslLimitExceeded
-                    $"a SASL challenge of about {text.Length / 4 * 3} octets exceeds the limit of {limits.MaxSaslChallengeOctets}"
+                    $"a SASL challenge of {decodedLength text} octets exceeds the limit of {limits.MaxSaslChallengeOctets}"
             elif not (isBase64 text) then
                 cancelAndFail
                     c
@@ -845,24 +850,23 @@ module Session =
                 let challenge = Convert.FromBase64String text
 
                 match sasl.DeferredInitialResponse with
-                | Some line when sasl.Rounds = 0 ->
-                    match Ok line with
-                    | Ok cmd ->
-                        move
-                            c
-                            Trigger.Continuation
-                            (Phase.AwaitingLoginReply(
-                                info,
-                                login,
-                                Some
-                                    { sasl with
-                                        Rounds = 1
-                                        DeferredInitialResponse = None
-                                    }
-                            ))
+                | Some cmd when sasl.Rounds = 0 ->
+                    move
+                        c
+                        Trigger.Continuation
+                        (Phase.AwaitingLoginReply(
+                            info,
+                            login,
+                            Some
+                                { sasl with
+                                    Rounds = 1
+                                    DeferredInitialResponse = None
+                                }
+                        ))
 
-                        c.Out.Add(Output.Send cmd)
-                    | Error e -> protocolFail c ProtocolErrorKind.SaslLimitExceeded "AUTH" e.Message
+                    c.Out.Add(Output.Send cmd)
+                    // Sent now: nothing later in this chunk can answer it.
+                    c.SentThisStep <- p.Id :: c.SentThisStep
                 | _ ->
                     move
                         c
@@ -895,6 +899,17 @@ module Session =
                 ProtocolErrorKind.UnsolicitedData
                 "AUTH"
                 "the server answered before the client responded to its SASL challenge"
+        | Some sasl when
+            sasl.DeferredInitialResponse.IsSome
+            && not (ReplyParser.isErr line.Span)
+            && not (ReplyParser.isContinuation line.Span)
+            ->
+            // +OK before the client sent its initial response: a login without credentials.
+            protocolFail
+                c
+                ProtocolErrorKind.UnsolicitedData
+                "AUTH"
+                "the server answered AUTH before the client sent its initial response"
         | Some sasl when sasl.Cancelled && not (ReplyParser.isErr line.Span) ->
             protocolFail
                 c
@@ -1284,9 +1299,8 @@ module Session =
                     let maxLine =
                         match c.S.InFlight.Front with
                         | p :: _ when p.Expect = Expect.Sasl ->
-                            max
-                                c.S.Options.Limits.MaxLineOctets
-                                ((c.S.Options.Limits.MaxSaslChallengeOctets + 2) / 3 * 4 + 4)
+                            let base64 = (int64 c.S.Options.Limits.MaxSaslChallengeOctets + 2L) / 3L * 4L + 4L
+                            max c.S.Options.Limits.MaxLineOctets (int (min base64 (int64 Int32.MaxValue)))
                         | _ -> c.S.Options.Limits.MaxLineOctets
 
                     match LineFramer.next maxLine c.S.Partial chunk pos with
@@ -1327,7 +1341,7 @@ module Session =
 
             let detail =
                 match phase with
-                | Phase.AwaitingQuitReply(Some snap) when not snap.Deleted.IsEmpty ->
+                | Phase.AwaitingQuitReply(Some snap) when not (snap.Deleted.IsEmpty && snap.Confirmed.IsEmpty) ->
                     detail
                     + "; QUIT was not confirmed, so the deletions may not have been committed"
                 | _ -> detail
