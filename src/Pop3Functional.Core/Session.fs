@@ -584,6 +584,17 @@ module Session =
             onValue v
         | Error(struct (kind, reason)) -> protocolFail c kind command $"{command}: {reason}"
 
+    /// Answers LIST n or UIDL n, unless the server answered for another message (DESIGN §12).
+    let private answerFor (c: Ctx) (p: Pending) (asked: uint64) (answered: uint64) (reply: Reply) =
+        if answered <> asked then
+            protocolFail
+                c
+                ProtocolErrorKind.WrongMessageNumber
+                p.Request.Keyword
+                $"{p.Request.Keyword} {asked} was answered for message {answered}"
+        else
+            answer c p reply
+
     let private statusPayload (line: ReadOnlyMemory<byte>) =
         // After "+OK " (the status keyword is 3 octets whatever its case).
         if line.Length > 4 then
@@ -648,24 +659,10 @@ module Session =
                 answer c p (Reply.Stat st))
         | Request.List(Some n), _ ->
             parsedOr c keyword (ReplyParser.listEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->
-                if e.Number <> n then
-                    protocolFail
-                        c
-                        ProtocolErrorKind.WrongMessageNumber
-                        keyword
-                        $"LIST {n} was answered for message {e.Number}"
-                else
-                    answer c p (Reply.ListEntry e))
+                answerFor c p n e.Number (Reply.ListEntry e))
         | Request.Uidl(Some n), _ ->
             parsedOr c keyword (ReplyParser.uidEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->
-                if e.Number <> n then
-                    protocolFail
-                        c
-                        ProtocolErrorKind.WrongMessageNumber
-                        keyword
-                        $"UIDL {n} was answered for message {e.Number}"
-                else
-                    answer c p (Reply.UidEntry e))
+                answerFor c p n e.Number (Reply.UidEntry e))
         | Request.User name, Phase.AwaitingUserReply(info, _) ->
             move c (Trigger.Ok "USER") (Phase.AwaitingPass(info, name))
             answer c p (Reply.Ok status)
