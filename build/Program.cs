@@ -22,6 +22,7 @@ internal static class Program
         ("format", "check formatting: Fantomas for F#, dotnet format for C#; writes nothing"),
         ("bench", "run the benchmarks; arguments after the target go to BenchmarkDotNet"),
         ("demo", "run the core demo (src/Pop3Functional.CoreDemo)"),
+        ("docs", "regenerate docs/state-machine.md from the core's transition table"),
         ("help", "show this list"),
     ];
 
@@ -50,6 +51,7 @@ internal static class Program
             "format" => Format(root),
             "bench" => Bench(root, rest),
             "demo" => Demo(root, rest),
+            "docs" => Docs(root),
             _ => throw new InvalidOperationException($"Target '{target}' has no implementation."),
         };
     }
@@ -137,6 +139,47 @@ internal static class Program
 
     private static int Demo(string root, string[] args) =>
         Shell.Run(root, "dotnet", ["run", "--project", "src/Pop3Functional.CoreDemo", "--", .. args]);
+
+    /// <summary>
+    /// Rewrites the Mermaid block of docs/state-machine.md with the diagram the core generates
+    /// from its transition table; a core test fails when the two disagree.
+    /// </summary>
+    private static int Docs(string root)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = root,
+            RedirectStandardOutput = true,
+        };
+        foreach (var argument in new[] { "run", "--project", "src/Pop3Functional.CoreDemo", "--", "--state-diagram" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start)!;
+        var diagram = process.StandardOutput.ReadToEnd().TrimEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0 || !diagram.StartsWith("stateDiagram", StringComparison.Ordinal))
+        {
+            Console.WriteLine($"The demo did not print a state diagram (exit code {process.ExitCode}).");
+            return 1;
+        }
+
+        var page = Path.Combine(root, "docs", "state-machine.md");
+        var text = File.ReadAllText(page);
+        const string open = "```mermaid\n";
+        var from = text.IndexOf(open, StringComparison.Ordinal);
+        var to = from < 0 ? -1 : text.IndexOf("\n```", from + open.Length, StringComparison.Ordinal);
+        if (to < 0)
+        {
+            Console.WriteLine($"{page} has no ```mermaid block to replace.");
+            return 1;
+        }
+
+        File.WriteAllText(page, text[..(from + open.Length)] + diagram + text[to..]);
+        Console.WriteLine($"Wrote the state diagram into {Path.GetRelativePath(root, page)}.");
+        return 0;
+    }
 
     /// <summary>Test projects: directories under tests/ named *.Tests that hold a project file.</summary>
     internal static IReadOnlyList<string> TestProjects(string root) =>
