@@ -96,7 +96,7 @@ let docs =
                 Expect.stringContains
                     page
                     (diagram.TrimEnd())
-                    "regenerate with: dotnet run --project src/Pop3Functional.CoreDemo -- --state-diagram"
+                    "regenerate with: dotnet run --project build -- docs"
         ]
 
 [<Tests>]
