@@ -31,42 +31,45 @@ let ServerClosed = 0xFDuy
 [<Literal>]
 let ChunkBreak = 0xFCuy
 
-let private plain =
-    { Options.Default with
-        Tls = TlsMode.NoTls
-        AllowPlaintextCredentials = true
-    }
-
-let private tiny =
-    { plain with
-        Limits =
-            { plain.Limits with
-                MaxLineOctets = 64
-                MaxCapaLines = 8
-                MaxListingEntries = 3UL
-                MaxSaslChallengeOctets = 12
-                MaxSaslRounds = 2
-                MaxMessageOctets = Some 50UL
-                PipelineMaxCommands = 2
-                PipelineMaxOctets = 40
+/// The option sets a script can choose with its first byte. Lazy: SharpFuzz's instrumented core
+/// must not run before the fuzzer has started (its coverage map does not exist yet), so nothing
+/// at module level calls into the core.
+let sessionOptions: Lazy<Options[]> =
+    lazy
+        (let plain =
+            { Options.Default with
+                Tls = TlsMode.NoTls
+                AllowPlaintextCredentials = true
             }
-    }
 
-/// The option sets a script can choose with its first byte.
-let sessionOptions: Options[] =
-    [|
-        Options.Default
-        Options.Strict
-        { Options.Default with
-            Tls = TlsMode.StartTlsRequired
-        }
-        tiny
-        plain
-        { plain with
-            UsePipelining = false
-            Quirks = Set.empty
-        }
-    |]
+         let tiny =
+             { plain with
+                 Limits =
+                     { plain.Limits with
+                         MaxLineOctets = 64
+                         MaxCapaLines = 8
+                         MaxListingEntries = 3UL
+                         MaxSaslChallengeOctets = 12
+                         MaxSaslRounds = 2
+                         MaxMessageOctets = Some 50UL
+                         PipelineMaxCommands = 2
+                         PipelineMaxOctets = 40
+                     }
+             }
+
+         [|
+             Options.Default
+             Options.Strict
+             { Options.Default with
+                 Tls = TlsMode.StartTlsRequired
+             }
+             tiny
+             plain
+             { plain with
+                 UsePipelining = false
+                 Quirks = Set.empty
+             }
+         |])
 
 /// What the caller does after each server chunk, in this order, cyclically.
 let callerActions: (int64 -> Input)[] =
@@ -102,7 +105,7 @@ let private consume (outputs: Output list) =
 /// observe sees every input and its outputs (the trace mode prints them).
 let sessionWith (observe: Input -> Output list -> unit) (data: ReadOnlySpan<byte>) =
     if data.Length > 0 then
-        let options = sessionOptions[int data[0] % sessionOptions.Length]
+        let options = sessionOptions.Value[int data[0] % sessionOptions.Value.Length]
         let script = data.Slice 1
         let mutable state = Session.create options
         let mutable action = 0
