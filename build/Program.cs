@@ -23,6 +23,7 @@ internal static class Program
         ("bench", "run the benchmarks; arguments after the target go to BenchmarkDotNet"),
         ("demo", "run the core demo (src/Pop3Functional.CoreDemo)"),
         ("docs", "regenerate docs/state-machine.md from the core's transition table"),
+        ("fuzz", "fuzz the core with afl-fuzz: fuzz [session|status|body|framer|all] [seconds] [-D]"),
         ("help", "show this list"),
     ];
 
@@ -52,6 +53,7 @@ internal static class Program
             "bench" => Bench(root, rest),
             "demo" => Demo(root, rest),
             "docs" => Docs(root),
+            "fuzz" => FuzzTarget.Run(root, rest),
             _ => throw new InvalidOperationException($"Target '{target}' has no implementation."),
         };
     }
@@ -252,6 +254,13 @@ internal static class TestTarget
             problems.Add("No test projects found under tests/.");
         }
 
+        var (smoke, smokeProblem) = RunFuzzSmoke(root, resultsDir);
+        results.Add(smoke);
+        if (smokeProblem is not null)
+        {
+            problems.Add(smokeProblem);
+        }
+
         return Summarise(results, problems);
     }
 
@@ -281,6 +290,31 @@ internal static class TestTarget
         var result = ReadJUnit(name, resultFile);
         var problem = exitCode != 0 ? $"{name} exited with code {exitCode}." : null;
         return (result, problem);
+    }
+
+    /// <summary>
+    /// The fuzz targets run in-process over every file of their seed corpora (DESIGN §12: CI runs
+    /// a short smoke of each fuzz target); each corpus file counts as one test.
+    /// </summary>
+    private static (ProjectResult Result, string? Problem) RunFuzzSmoke(string root, string resultsDir)
+    {
+        const string name = "Pop3Functional.Fuzz (smoke)";
+        var resultFile = Path.Combine(resultsDir, "Pop3Functional.Fuzz.smoke.xml");
+        File.Delete(resultFile);
+
+        Shell.Step($"Running {name}");
+        var stopwatch = Stopwatch.StartNew();
+        var exitCode = Shell.Run(root, "dotnet",
+            [FuzzTarget.FuzzDll(root, FuzzTarget.ReleaseOutput), "--smoke-all", FuzzTarget.CorpusRoot(root), "--junit", resultFile]);
+        Console.WriteLine($"{name} finished in {stopwatch.Elapsed.TotalSeconds:0.0} s (exit code {exitCode}).");
+
+        if (!File.Exists(resultFile))
+        {
+            return (new ProjectResult(name, 0, 0, 0, []), $"{name} wrote no result file (exit code {exitCode}).");
+        }
+
+        var result = ReadJUnit(name, resultFile);
+        return (result, exitCode != 0 ? $"{name} exited with code {exitCode}." : null);
     }
 
     /// <summary>
@@ -359,6 +393,151 @@ internal static class TestTarget
 
     private static string Counts(int passed, int failed, int skipped) =>
         skipped > 0 ? $"{passed} passed, {failed} failed, {skipped} skipped" : $"{passed} passed, {failed} failed";
+}
+
+/// <summary>
+/// The `fuzz` target: build the fuzz project (Release), copy its output to artifacts/fuzz/bin,
+/// instrument the core there with the local sharpfuzz tool, and run afl-fuzz on each target for
+/// the given time. The copy keeps the instrumented core away from the build output that the
+/// `test` target's smoke run uses.
+/// </summary>
+internal static class FuzzTarget
+{
+    internal const string Project = "tests/Pop3Functional.Fuzz";
+    internal static readonly string ReleaseOutput = Path.Combine(Project, "bin", "Release", "net10.0");
+    private static readonly string[] FuzzTargets = ["session", "status", "body", "framer"];
+
+    internal static string FuzzDll(string root, string folder) => Path.Combine(root, folder, "Pop3Functional.Fuzz.dll");
+
+    internal static string CorpusRoot(string root) => Path.Combine(root, Project, "corpus");
+
+    public static int Run(string root, string[] args)
+    {
+        var deterministic = args.Contains("-D");
+        var positional = args.Where(a => a != "-D").ToArray();
+        var target = positional.Length > 0 ? positional[0] : "all";
+        var seconds = 300;
+        if (positional.Length > 1 && (!int.TryParse(positional[1], out seconds) || seconds <= 0))
+        {
+            Console.WriteLine($"'{positional[1]}' is not a number of seconds.");
+            return 2;
+        }
+
+        if (positional.Length > 2 || (target != "all" && !FuzzTargets.Contains(target)))
+        {
+            Console.WriteLine($"Usage: fuzz [{string.Join('|', FuzzTargets)}|all] [seconds] [-D]");
+            return 2;
+        }
+
+        var aflFuzz = FindOnPath("afl-fuzz");
+        if (aflFuzz is null)
+        {
+            Console.WriteLine("afl-fuzz is not installed (it is not on PATH). Install afl++ first, for example");
+            Console.WriteLine("`sudo apt-get install afl++` on Debian or Ubuntu, then run this target again.");
+            return 1;
+        }
+
+        var restored = Shell.Restore(root);
+        if (restored != 0)
+        {
+            return restored;
+        }
+
+        Shell.Step($"dotnet build {Project} -c Release");
+        var built = Shell.Run(root, "dotnet", ["build", Project, "-c", "Release"]);
+        if (built != 0)
+        {
+            Console.WriteLine($"Build failed (exit code {built}); nothing fuzzed.");
+            return built;
+        }
+
+        var fuzzRoot = Path.Combine(root, "artifacts", "fuzz");
+        var bin = Path.Combine(fuzzRoot, "bin");
+        if (Directory.Exists(bin))
+        {
+            Directory.Delete(bin, recursive: true);
+        }
+
+        CopyDirectory(Path.Combine(root, ReleaseOutput), bin);
+
+        Shell.Step("sharpfuzz Pop3Functional.Core.dll");
+        var instrumented = Shell.Run(root, "dotnet", ["sharpfuzz", Path.Combine(bin, "Pop3Functional.Core.dll")]);
+        if (instrumented != 0)
+        {
+            Console.WriteLine($"sharpfuzz failed (exit code {instrumented}).");
+            return instrumented;
+        }
+
+        var failed = false;
+        foreach (var name in target == "all" ? FuzzTargets : [target])
+        {
+            failed |= RunAfl(root, aflFuzz, bin, Path.Combine(fuzzRoot, name), name, seconds, deterministic) != 0;
+        }
+
+        return failed ? 1 : 0;
+    }
+
+    private static int RunAfl(string root, string aflFuzz, string bin, string output, string name, int seconds, bool deterministic)
+    {
+        Shell.Step($"afl-fuzz {name} for {seconds} s{(deterministic ? " (with the deterministic stage)" : "")}");
+        var startInfo = new ProcessStartInfo(aflFuzz) { WorkingDirectory = root, UseShellExecute = false };
+        string[] arguments =
+        [
+            "-i", Path.Combine(CorpusRoot(root), name),
+            "-o", output,
+            "-x", Path.Combine(root, Project, "pop3.dict"),
+            "-t", "5000",
+            "-m", "none",
+            "-V", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            .. deterministic ? new[] { "-D" } : [],
+            "--", "dotnet", FuzzDll(root, bin), name,
+        ];
+        foreach (var argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        // afl++ refuses a managed program without this (DESIGN §12); the others let it run
+        // unattended: no core_pattern or CPU governor demands, resume an earlier output folder,
+        // and plain log lines instead of the full-screen UI when there is no terminal.
+        startInfo.Environment["AFL_SKIP_BIN_CHECK"] = "1";
+        startInfo.Environment["AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES"] = "1";
+        startInfo.Environment["AFL_SKIP_CPUFREQ"] = "1";
+        startInfo.Environment["AFL_AUTORESUME"] = "1";
+        if (Console.IsOutputRedirected)
+        {
+            startInfo.Environment["AFL_NO_UI"] = "1";
+        }
+
+        Console.Out.Flush();
+        using var process = Process.Start(startInfo) ?? throw new InvalidOperationException("Could not start afl-fuzz.");
+        process.WaitForExit();
+
+        var crashes = CountFindings(Path.Combine(output, "default", "crashes"));
+        var hangs = CountFindings(Path.Combine(output, "default", "hangs"));
+        Console.WriteLine($"afl-fuzz {name}: exit code {process.ExitCode}, {crashes} crash(es), {hangs} hang(s); see {Path.GetRelativePath(root, output)}.");
+        return process.ExitCode != 0 || crashes > 0 || hangs > 0 ? 1 : 0;
+    }
+
+    /// <summary>afl's findings in a folder, without its README.txt.</summary>
+    private static int CountFindings(string folder) =>
+        Directory.Exists(folder) ? Directory.EnumerateFiles(folder, "id:*").Count() : 0;
+
+    private static string? FindOnPath(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "")
+            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, program))
+            .FirstOrDefault(File.Exists);
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target, overwrite: true);
+        }
+    }
 }
 
 /// <summary>Running dotnet commands with the console passed straight through.</summary>

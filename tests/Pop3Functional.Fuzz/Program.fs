@@ -36,7 +36,10 @@ let private fuzz (target: Targets.Target) =
     0
 
 let private exitCode (cases: Smoke.Case list) =
-    if cases |> List.exists (fun c -> c.Failure.IsSome) then 1 else 0
+    if cases |> List.exists (fun c -> c.Failure.IsSome) then
+        1
+    else
+        0
 
 let private smokeAll (root: string) (junit: string option) =
     let cases =

@@ -77,5 +77,7 @@ let writeJUnit (path: string) (cases: Case list) =
             cases |> List.map testCase
         )
 
-    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path)) |> ignore
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path))
+    |> ignore
+
     XDocument(XElement(XName.Get "testsuites", suite)).Save path

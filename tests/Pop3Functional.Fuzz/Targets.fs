@@ -247,7 +247,10 @@ let framer (data: ReadOnlySpan<byte>) =
         let maxOctets = 1 + int data[0]
         let rest = data.Slice(2).ToArray()
         let cut = int data[1] % (rest.Length + 1)
-        let chunks = [ ReadOnlyMemory(rest, 0, cut); ReadOnlyMemory(rest, cut, rest.Length - cut) ]
+
+        let chunks =
+            [ ReadOnlyMemory(rest, 0, cut); ReadOnlyMemory(rest, cut, rest.Length - cut) ]
+
         let mutable partial: byte[] = [||]
         let mutable stop = false
         let mutable framed = 0
