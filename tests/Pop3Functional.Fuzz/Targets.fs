@@ -95,7 +95,7 @@ let private consume (outputs: Output list) =
             check (command.Bytes.Length > 0) "an empty command was sent"
             check (not (isNull command.LogText)) "a command without log text"
         | Output.Emit(Event.BodyData(_, data)) -> data.ToArray() |> ignore
-        | Output.Emit event -> event.ToString() |> ignore
+        | Output.Emit _
         | Output.StartTls
         | Output.Close -> ()
 
@@ -180,7 +180,7 @@ let status (data: ReadOnlySpan<byte>) =
         ReplyParser.listEntry allowed line |> ignore
 
         match ReplyParser.uidEntry allowed line with
-        | Ok(struct (entry, _)) -> entry.ToString() |> ignore
+        | Ok(struct (entry, _)) -> entry.Uid.ToString().Length |> ignore
         | Error _ -> ()
 
         ReplyParser.languageEntry utf8 line |> ignore
