@@ -95,6 +95,7 @@ module Session =
             Reading = Reading.Status
             Partial = Array.Empty()
             NextCoreId = -1L
+            HighestCallerId = 0L
             QuirksReported = Set.empty
             ChannelBinding = None
         }
@@ -499,12 +500,14 @@ module Session =
         let keyword = request.Keyword
 
         // Scans the queue in place: Waiting.ToList() would copy it on every submit.
+        // Callers usually number requests upwards: then no scan at all.
         let isDuplicate () =
-            s.InFlight.Exists(fun p -> p.Id = id)
-            || s.Waiting.Exists(fun p -> p.Id = id)
-            || (match s.Phase with
-                | Phase.OpeningMailbox(login, _) -> login = id
-                | _ -> false)
+            id <= s.HighestCallerId
+            && (s.InFlight.Exists(fun p -> p.Id = id)
+                || s.Waiting.Exists(fun p -> p.Id = id)
+                || (match s.Phase with
+                    | Phase.OpeningMailbox(login, _) -> login = id
+                    | _ -> false))
 
         match s.Phase with
         | Phase.Failed err -> emit c (Event.Aborted(id, err))
@@ -536,6 +539,11 @@ module Session =
             match prepare s id request with
             | Error e -> emit c (Event.Refused(id, e))
             | Ok(command, next) ->
+                c.S <-
+                    { c.S with
+                        HighestCallerId = max c.S.HighestCallerId id
+                    }
+
                 enqueue c id request command
                 move c (Trigger.Submitted keyword) next
                 pump c

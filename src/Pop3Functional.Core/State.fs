@@ -213,6 +213,9 @@ type SessionState =
         Partial: byte[]
         /// The id for the core's next own command: -1, -2, ... so it never meets a caller's id.
         NextCoreId: RequestId
+        /// The highest caller id accepted so far: a higher id cannot be in use, so the duplicate
+        /// check scans the pending requests only for ids at or below it.
+        HighestCallerId: RequestId
         /// Quirks already reported by a QuirkTolerated event; each is reported once per session.
         QuirksReported: Set<Quirk>
         /// Channel-binding data from the TLS layer, for SCRAM-*-PLUS (RFC 5929).
