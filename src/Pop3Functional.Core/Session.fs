@@ -93,7 +93,7 @@ module Session =
             InFlightOctets = 0
             Waiting = Fifo.Empty
             Reading = Reading.Status
-            Partial = Array.Empty()
+            Partial = PartialLine.Empty
             NextCoreId = -1L
             HighestCallerId = 0L
             QuirksReported = Set.empty
@@ -192,7 +192,7 @@ module Session =
                     InFlightOctets = 0
                     Waiting = Fifo.Empty
                     Reading = Reading.Status
-                    Partial = Array.Empty()
+                    Partial = PartialLine.Empty
                 }
 
             emit c (Event.Failed err)
@@ -1326,7 +1326,7 @@ module Session =
 
                         go <- false
                     | FramedLine.Line(line, next, bareLf) ->
-                        c.S <- { c.S with Partial = Array.Empty() }
+                        c.S <- { c.S with Partial = PartialLine.Empty }
                         pos <- next
                         onLine c line bareLf (next < len)
 
@@ -1370,7 +1370,7 @@ module Session =
                     Capabilities = Capabilities.Empty
                     CapaSupported = None
                     ChannelBinding = binding
-                    Partial = Array.Empty()
+                    Partial = PartialLine.Empty
                 }
 
             let info =

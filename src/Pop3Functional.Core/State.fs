@@ -210,7 +210,7 @@ type SessionState =
         /// What the next line from the server is expected to be.
         Reading: Reading
         /// The bytes of an incomplete line, copied between steps (bounded by MaxLineOctets).
-        Partial: byte[]
+        Partial: PartialLine
         /// The id for the core's next own command: -1, -2, ... so it never meets a caller's id.
         NextCoreId: RequestId
         /// The highest caller id accepted so far: a higher id cannot be in use, so the duplicate

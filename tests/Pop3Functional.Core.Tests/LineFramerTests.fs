@@ -12,14 +12,20 @@ let private text (m: ReadOnlyMemory<byte>) = Encoding.Latin1.GetString(m.Span)
 let private show (s: string) = "\"" + Bytes.escapeControls s + "\""
 
 let private next max (partial: byte[]) (chunk: byte[]) start =
-    LineFramer.next max partial (ReadOnlyMemory chunk) start
+    LineFramer.next max (PartialLine.OfArray partial) (ReadOnlyMemory chunk) start
+
+/// FramedLine with the held bytes of NeedMore as one array.
+let private (|Framed|NeedMoreBytes|TooLongLine|) (framed: FramedLine) =
+    match framed with
+    | FramedLine.Line(line, next, bareLf) -> Framed(line, next, bareLf)
+    | FramedLine.NeedMore p -> NeedMoreBytes(p.ToArray())
+    | FramedLine.TooLong -> TooLongLine
 
 let private expectLine (framed: FramedLine) =
     match framed with
-    | FramedLine.Line(line, nextAt, bareLf) -> text line, nextAt, bareLf
-    | FramedLine.NeedMore partial ->
-        failtestf "expected a line, got NeedMore %s" (show (Encoding.Latin1.GetString partial))
-    | FramedLine.TooLong -> failtest "expected a line, got TooLong"
+    | Framed(line, nextAt, bareLf) -> text line, nextAt, bareLf
+    | NeedMoreBytes partial -> failtestf "expected a line, got NeedMore %s" (show (Encoding.Latin1.GetString partial))
+    | TooLongLine -> failtest "expected a line, got TooLong"
 
 /// What a stream of chunks frames into: the lines (text, bare LF) and how it ended.
 type private Framed =
@@ -42,15 +48,15 @@ let private frameAll (max: int) (chunks: byte[] seq) =
 
         while not tooLong && pos < chunk.Length do
             match next max partial chunk pos with
-            | FramedLine.Line(line, n, bareLf) ->
+            | Framed(line, n, bareLf) ->
                 lines.Add(text line, bareLf)
                 partial <- [||]
                 pos <- n
-            | FramedLine.NeedMore p ->
+            | NeedMoreBytes p ->
                 partial <- p
                 maxPartial <- Math.Max(maxPartial, p.Length)
                 pos <- chunk.Length
-            | FramedLine.TooLong -> tooLong <- true
+            | TooLongLine -> tooLong <- true
 
     {
         Lines = List.ofSeq lines
@@ -143,19 +149,19 @@ let tests =
                     testCase "an empty chunk needs more"
                     <| fun () ->
                         match next 8192 [||] [||] 0 with
-                        | FramedLine.NeedMore p -> Expect.isEmpty p "nothing held"
+                        | NeedMoreBytes p -> Expect.isEmpty p "nothing held"
                         | other -> failtestf "expected NeedMore, got %A" other
                     testCase "a start at the end of the chunk needs more and keeps the partial"
                     <| fun () ->
                         match next 8192 (latin1 "+O") (latin1 "xx") 2 with
-                        | FramedLine.NeedMore p -> Expect.equal p (latin1 "+O") "partial unchanged"
+                        | NeedMoreBytes p -> Expect.equal p (latin1 "+O") "partial unchanged"
                         | other -> failtestf "expected NeedMore, got %A" other
                     testCase "a line within one chunk is a slice of it (no copy)"
                     <| fun () ->
                         let chunk = latin1 "xx+OK hi\r\n"
 
                         match next 8192 [||] chunk 2 with
-                        | FramedLine.Line(line, _, _) ->
+                        | Framed(line, _, _) ->
                             let ok, segment = Runtime.InteropServices.MemoryMarshal.TryGetArray line
                             Expect.isTrue ok "array-backed"
                             Expect.isTrue (Object.ReferenceEquals(segment.Array, chunk)) "same array as the chunk"
@@ -170,7 +176,7 @@ let tests =
                     <| fun () ->
                         let partial =
                             match next 8192 [||] (latin1 "+OK hel") 0 with
-                            | FramedLine.NeedMore p -> p
+                            | NeedMoreBytes p -> p
                             | other -> failtestf "expected NeedMore, got %A" other
 
                         Expect.equal partial (latin1 "+OK hel") "partial copied"
@@ -205,7 +211,7 @@ let tests =
 
                         for n in 0 .. line.Length - 1 do
                             match next 8192 [||] line[.. n - 1] 0 with
-                            | FramedLine.NeedMore p -> Expect.equal p line[.. n - 1] $"prefix of {n}"
+                            | NeedMoreBytes p -> Expect.equal p line[.. n - 1] $"prefix of {n}"
                             | other -> failtestf "prefix of %d: expected NeedMore, got %A" n other
 
                         Expect.equal
@@ -310,11 +316,11 @@ let tests =
                             fed <- fed + 1
 
                             match next max partial [| byte 'a' |] 0 with
-                            | FramedLine.NeedMore p ->
+                            | NeedMoreBytes p ->
                                 Expect.isLessThan p.Length max "the partial stays below the limit"
                                 partial <- p
-                            | FramedLine.TooLong -> refused <- true
-                            | FramedLine.Line _ -> failtest "no line end was sent"
+                            | TooLongLine -> refused <- true
+                            | Framed _ -> failtest "no line end was sent"
 
                         Expect.isTrue refused "refused"
                         // With max-1 octets held, an LF could still complete a legal line; with max it cannot.

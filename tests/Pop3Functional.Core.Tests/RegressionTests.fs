@@ -462,3 +462,21 @@ let controlCharacters =
                     | [ Event.Refused(1L, e) ] -> Expect.equal e.Kind UsageErrorKind.InvalidArgument "kind"
                     | other -> failtestf "expected one refusal, got %A" other
         ]
+
+[<Tests>]
+let drip =
+    testCase
+        "RegressionTests.a line dripped one byte a step costs linear work: each byte is copied once, not the whole line again"
+    <| fun () ->
+        let mutable s = Session.create plain
+        let one = [| byte 'a' |]
+        let before = GC.GetAllocatedBytesForCurrentThread()
+
+        for _ in 1..8000 do
+            let struct (next, _) = Session.step s (Input.Received(ReadOnlyMemory one))
+            s <- next
+
+        let allocated = GC.GetAllocatedBytesForCurrentThread() - before
+        Expect.equal s.Partial.Length 8000 "the line is held"
+        // Copying the held line on every step would allocate about 8000²/2 = 32 MB.
+        Expect.isLessThan allocated 8_000_000L $"allocated {allocated} bytes for 8,000 one-byte steps"

@@ -93,10 +93,7 @@ let docs =
 
                 let diagram = Transitions.toMermaid ()
 
-                Expect.stringContains
-                    page
-                    (diagram.TrimEnd())
-                    "regenerate with: dotnet run --project build -- docs"
+                Expect.stringContains page (diagram.TrimEnd()) "regenerate with: dotnet run --project build -- docs"
         ]
 
 [<Tests>]

@@ -251,7 +251,7 @@ let framer (data: ReadOnlySpan<byte>) =
         let chunks =
             [ ReadOnlyMemory(rest, 0, cut); ReadOnlyMemory(rest, cut, rest.Length - cut) ]
 
-        let mutable partial: byte[] = [||]
+        let mutable partial = PartialLine.Empty
         let mutable stop = false
         let mutable framed = 0
 
@@ -267,7 +267,7 @@ let framer (data: ReadOnlySpan<byte>) =
                     check (next > start && next <= chunk.Length) "next did not advance within the chunk"
                     check (line.Length + ending = partial.Length + next - start) "line bytes not accounted for"
                     framed <- framed + line.Length + ending
-                    partial <- [||]
+                    partial <- PartialLine.Empty
                     start <- next
                 | FramedLine.NeedMore buffer ->
                     check (buffer.Length = partial.Length + chunk.Length - start) "partial bytes lost"
