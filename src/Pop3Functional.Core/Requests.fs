@@ -1,0 +1,231 @@
+namespace Pop3Functional.Core
+
+open System
+open Pop3Functional.Core.SessionContext
+
+/// Caller requests: checked in the current state (refused before any byte exists) and queued.
+module internal Requests =
+    // ----- submitting requests -------------------------------------------------------------
+
+    /// SASL mechanisms whose exchange never reveals the password itself (RFC 2195, 5802, 4422).
+    let isPasswordHiding (mechanism: string) =
+        let m = mechanism.ToUpperInvariant()
+
+        m.StartsWith "CRAM-"
+        || m.StartsWith "SCRAM-"
+        || m = "DIGEST-MD5"
+        || m = "GSSAPI"
+        || m = "EXTERNAL"
+        || m = "ANONYMOUS"
+
+    let usage kind keyword message : Result<'T, UsageError> = Error(Err.usage kind keyword message)
+
+    let checkCredentials (s: SessionState) (keyword: string) (revealsPassword: bool) =
+        if s.Options.Tls <> TlsMode.NoTls && not s.TlsActive then
+            usage
+                UsageErrorKind.TlsRequired
+                keyword
+                $"{keyword} refused: TLS is required and not established, so no credential may be sent"
+        elif revealsPassword && not s.TlsActive && not s.Options.AllowPlaintextCredentials then
+            usage
+                UsageErrorKind.PlaintextCredentials
+                keyword
+                $"{keyword} refused: it would send a password over a connection without TLS; set AllowPlaintextCredentials to allow it"
+        else
+            Ok()
+
+    let checkMessage (snapshot: MailboxSnapshot) (keyword: string) (n: uint64) =
+        if snapshot.Count = 0UL then
+            usage
+                UsageErrorKind.NoSuchMessage
+                keyword
+                $"{keyword} {n} refused: the mailbox was empty at login (STAT counted 0 messages)"
+        elif n = 0UL || n > snapshot.Count then
+            usage
+                UsageErrorKind.NoSuchMessage
+                keyword
+                $"{keyword} {n} refused: the mailbox holds messages 1 to {snapshot.Count} (fixed at login)"
+        elif snapshot.Deleted.Contains n then
+            usage
+                UsageErrorKind.MessageDeleted
+                keyword
+                $"{keyword} {n} refused: message {n} is marked deleted in this session"
+        else
+            Ok()
+
+    let checkCapability (s: SessionState) (keyword: string) (has: Capabilities -> bool) (name: string) =
+        if s.CapaSupported = Some true && not (has s.Capabilities) then
+            usage
+                UsageErrorKind.CapabilityMissing
+                keyword
+                $"{keyword} refused: the server does not advertise {name} in CAPA"
+        else
+            Ok()
+
+    let encodeWith (s: SessionState) (request: Request) =
+        Command.encode s.Options.Limits.MaxCommandOctets request
+
+    /// Validates a request in the current phase and returns the bytes and the phase after submitting.
+    let prepare (s: SessionState) (id: RequestId) (request: Request) : Result<EncodedCommand * Phase, UsageError> =
+        let keyword = request.Keyword
+        let limit = s.Options.Limits.MaxCommandOctets
+        let same = s.Phase
+        let (>>=) r f = Result.bind f r
+
+        match request, s.Phase with
+        | Request.User name, Phase.Authorization info ->
+            checkCredentials s keyword false
+            >>= fun () -> encodeWith s request
+            >>= fun cmd -> Ok(cmd, Phase.AwaitingUserReply(info, name))
+        | Request.Pass _, Phase.AwaitingPass(info, _) ->
+            checkCredentials s keyword true
+            >>= fun () -> encodeWith s request
+            >>= fun cmd -> Ok(cmd, Phase.AwaitingLoginReply(info, id, None))
+        | Request.Rpop _, Phase.AwaitingPass(info, _) ->
+            checkCredentials s keyword false
+            >>= fun () -> encodeWith s request
+            >>= fun cmd -> Ok(cmd, Phase.AwaitingLoginReply(info, id, None))
+        | Request.Apop(name, secret), Phase.Authorization info ->
+            checkCredentials s keyword false
+            >>= fun () ->
+                (match info.ApopTimestamp with
+                 | Some ts -> Command.apop limit ts name secret
+                 | None when info.ApopDiscardedByStls ->
+                     usage
+                         UsageErrorKind.ApopUnavailable
+                         keyword
+                         "APOP refused: the greeting's timestamp was sent before STLS and cannot be trusted after it (RFC 2595 §4)"
+                 | None ->
+                     usage
+                         UsageErrorKind.ApopUnavailable
+                         keyword
+                         "APOP refused: the greeting carried no valid APOP timestamp (RFC 1939 §7)")
+                >>= fun cmd -> Ok(cmd, Phase.AwaitingLoginReply(info, id, None))
+        | Request.Auth(mech, ir), Phase.Authorization info ->
+            Command.validateMechanism mech
+            >>= fun _ -> checkCredentials s keyword (not (isPasswordHiding mech))
+            >>= fun () ->
+                match encodeWith s request with
+                | Ok cmd ->
+                    let sasl =
+                        {
+                            Mechanism = mech
+                            Rounds = 0
+                            DeferredInitialResponse = None
+                            AwaitingCaller = false
+                            Cancelled = false
+                        }
+
+                    Ok(cmd, Phase.AwaitingLoginReply(info, id, Some sasl))
+                | Error e when e.Kind = UsageErrorKind.CommandTooLong && ir.IsSome ->
+                    // RFC 5034 §4: an initial response that does not fit goes after the first "+ ".
+                    // Encoded now, so a secret disposed after Submit cannot break the exchange.
+                    let deferred = ir |> Option.map (fun secret -> secret.RevealUtf8Bytes())
+
+                    encodeWith s (Request.Auth(mech, None))
+                    >>= fun cmd ->
+                        Command.saslLine deferred
+                        >>= fun line ->
+                            let sasl =
+                                {
+                                    Mechanism = mech
+                                    Rounds = 0
+                                    DeferredInitialResponse = Some line
+                                    AwaitingCaller = false
+                                    Cancelled = false
+                                }
+
+                            Ok(cmd, Phase.AwaitingLoginReply(info, id, Some sasl))
+                | Error e -> Error e
+        | Request.Stls, Phase.Authorization info ->
+            if s.TlsActive then
+                usage UsageErrorKind.WrongState keyword "STLS refused: TLS is already active (RFC 2595 §4)"
+            else
+                checkCapability s keyword _.Stls "STLS"
+                >>= fun () -> encodeWith s request
+                >>= fun cmd -> Ok(cmd, Phase.AwaitingStlsReply(info, false))
+        | Request.Utf8, Phase.Authorization _ ->
+            checkCapability s keyword (fun c -> c.Utf8.IsSome) "UTF8"
+            >>= fun () -> encodeWith s request
+            >>= fun cmd -> Ok(cmd, same)
+        | Request.Lang _, _ ->
+            checkCapability s keyword _.Lang "LANG"
+            >>= fun () -> encodeWith s request
+            >>= fun cmd -> Ok(cmd, same)
+        | Request.Quit, Phase.Transaction snapshot ->
+            encodeWith s request
+            >>= fun cmd -> Ok(cmd, Phase.AwaitingQuitReply(Some snapshot))
+        | Request.Quit, _ -> encodeWith s request >>= fun cmd -> Ok(cmd, Phase.AwaitingQuitReply None)
+        | (Request.Retr n | Request.Top(n, _) | Request.List(Some n) | Request.Uidl(Some n)), Phase.Transaction snapshot ->
+            checkMessage snapshot keyword n
+            >>= fun () -> encodeWith s request
+            >>= fun cmd -> Ok(cmd, same)
+        | Request.Dele n, Phase.Transaction snapshot ->
+            checkMessage snapshot keyword n
+            >>= fun () -> encodeWith s request
+            >>= fun cmd ->
+                // Marked now so later requests see it; unmarked again if the server says -ERR.
+                Ok(
+                    cmd,
+                    Phase.Transaction
+                        { snapshot with
+                            Deleted = snapshot.Deleted.Add n
+                        }
+                )
+        | Request.Rset, Phase.Transaction snapshot ->
+            encodeWith s request
+            >>= fun cmd -> Ok(cmd, Phase.Transaction { snapshot with Deleted = Set.empty })
+        | _ -> encodeWith s request >>= fun cmd -> Ok(cmd, same)
+
+    let submit (c: Ctx) (id: RequestId) (request: Request) =
+        let s = c.S
+        let keyword = request.Keyword
+
+        // Scans the queue in place: Waiting.ToList() would copy it on every submit.
+        // Callers usually number requests upwards: then no scan at all.
+        let isDuplicate () =
+            id <= s.HighestCallerId
+            && (s.InFlight.Exists(fun p -> p.Id = id)
+                || s.Waiting.Exists(fun p -> p.Id = id)
+                || (match s.Phase with
+                    | Phase.OpeningMailbox(login, _) -> login = id
+                    | _ -> false))
+
+        match s.Phase with
+        | Phase.Failed err -> emit c (Event.Aborted(id, err))
+        | _ when id < 1L ->
+            emit c (Event.Refused(id, Err.usage UsageErrorKind.InvalidRequestId keyword "request ids start at 1"))
+        | _ when isDuplicate () ->
+            emit
+                c
+                (Event.Refused(
+                    id,
+                    Err.usage UsageErrorKind.InvalidRequestId keyword $"request id {id} is already in use"
+                ))
+        | phase when not (Transitions.allows phase.Kind keyword) ->
+            let allowed =
+                match Transitions.commandsIn phase.Kind with
+                | [] -> "none"
+                | ks -> String.Join(", ", ks)
+
+            emit
+                c
+                (Event.Refused(
+                    id,
+                    Err.usage
+                        UsageErrorKind.WrongState
+                        keyword
+                        $"{keyword} is not allowed now: the session is {describe phase.Kind} (allowed: {allowed})"
+                ))
+        | phase ->
+            match prepare s id request with
+            | Error e -> emit c (Event.Refused(id, e))
+            | Ok(command, next) ->
+                c.S <-
+                    { c.S with
+                        HighestCallerId = max c.S.HighestCallerId id
+                    }
+
+                enqueue c id request command
+                move c (Trigger.Submitted keyword) next
+                pump c
