@@ -158,24 +158,25 @@ module internal Listings =
                 | Some snap -> min snap.Count limits.MaxListingEntries
                 | None -> limits.MaxListingEntries
 
-            let tooMany () =
-                protocolFail c ProtocolErrorKind.ListingTooLong keyword $"{keyword} sent more than {maxEntries} entries"
+            // One more LIST or UIDL entry: its number checked first, then the count.
+            let addEntry (number: uint64) (count: uint64) (next: unit -> ListingAcc) =
+                checkNumber number (fun () ->
+                    if count + 1UL > maxEntries then
+                        protocolFail
+                            c
+                            ProtocolErrorKind.ListingTooLong
+                            keyword
+                            $"{keyword} sent more than {maxEntries} entries"
+                    else
+                        set (next ()))
 
             match acc with
             | ListingAcc.Entries(entries, count) ->
                 parsedOr c keyword (ReplyParser.listEntry quirks item.Span) (fun e ->
-                    checkNumber e.Number (fun () ->
-                        if count + 1UL > maxEntries then
-                            tooMany ()
-                        else
-                            set (ListingAcc.Entries(e :: entries, count + 1UL))))
+                    addEntry e.Number count (fun () -> ListingAcc.Entries(e :: entries, count + 1UL)))
             | ListingAcc.Uids(entries, count) ->
                 parsedOr c keyword (ReplyParser.uidEntry quirks item.Span) (fun e ->
-                    checkNumber e.Number (fun () ->
-                        if count + 1UL > maxEntries then
-                            tooMany ()
-                        else
-                            set (ListingAcc.Uids(e :: entries, count + 1UL))))
+                    addEntry e.Number count (fun () -> ListingAcc.Uids(e :: entries, count + 1UL)))
             | ListingAcc.Capa(caps, lines) ->
                 if lines + 1 > limits.MaxCapaLines then
                     protocolFail

@@ -309,41 +309,28 @@ module internal Replies =
                     ProtocolErrorKind.BadSaslChallenge
                     $"the SASL challenge {Err.quote text} is not base64 (RFC 5034 §4); the exchange was cancelled"
             else
-                let challenge = Convert.FromBase64String text
-
                 match sasl.DeferredInitialResponse with
                 | Some cmd when sasl.Rounds = 0 ->
-                    move
-                        c
-                        Trigger.Continuation
-                        (Phase.AwaitingLoginReply(
-                            info,
-                            login,
-                            Some
-                                { sasl with
-                                    Rounds = 1
-                                    DeferredInitialResponse = None
-                                }
-                        ))
+                    // The first "+ " asks for the initial response that did not fit on the AUTH line.
+                    let next =
+                        { sasl with
+                            Rounds = 1
+                            DeferredInitialResponse = None
+                        }
 
+                    move c Trigger.Continuation (Phase.AwaitingLoginReply(info, login, Some next))
                     c.Out.Add(Output.Send cmd)
                     // Sent now: nothing later in this chunk can answer it.
                     c.SentThisStep <- p.Id :: c.SentThisStep
                 | _ ->
-                    move
-                        c
-                        Trigger.Continuation
-                        (Phase.AwaitingLoginReply(
-                            info,
-                            login,
-                            Some
-                                { sasl with
-                                    Rounds = sasl.Rounds + 1
-                                    AwaitingCaller = true
-                                }
-                        ))
+                    let next =
+                        { sasl with
+                            Rounds = sasl.Rounds + 1
+                            AwaitingCaller = true
+                        }
 
-                    emit c (Event.SaslChallenge(p.Id, challenge))
+                    move c Trigger.Continuation (Phase.AwaitingLoginReply(info, login, Some next))
+                    emit c (Event.SaslChallenge(p.Id, Convert.FromBase64String text))
         | _ -> protocolFail c ProtocolErrorKind.BadStatusLine "AUTH" "a SASL continuation outside an AUTH exchange"
 
     let onStatus (c: Ctx) (p: Pending) (line: ReadOnlyMemory<byte>) (moreBytes: bool) =
