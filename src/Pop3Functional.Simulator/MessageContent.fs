@@ -1,0 +1,186 @@
+namespace Pop3Functional.Simulator
+
+open System
+open System.IO
+open System.Text
+
+/// The octets of one stored message, read on demand so that a message of any size is served in
+/// constant memory. Content from bytes or a generator is pure; content from a stream is read by
+/// the host that serves it (the server machine itself never reads content).
+[<AbstractClass>]
+type MessageContent() =
+    /// The number of octets (the size LIST reports, before dot-stuffing; RFC 1939 §5).
+    abstract Length: int64
+
+    /// Copies octets starting at offset into destination; returns how many were copied (0 at the end).
+    abstract CopyTo: offset: int64 * destination: Span<byte> -> int
+
+    /// Content held in memory.
+    static member OfBytes(bytes: byte[]) : MessageContent =
+        ArgumentNullException.ThrowIfNull bytes
+        BytesContent(ReadOnlyMemory bytes)
+
+    /// Content held in memory.
+    static member OfMemory(bytes: ReadOnlyMemory<byte>) : MessageContent = BytesContent bytes
+
+    /// UTF-8 text; bare LF line ends are turned into CRLF, as a mail store would keep them.
+    static member OfText(text: string) : MessageContent =
+        ArgumentNullException.ThrowIfNull text
+        let crlf = text.Replace("\r\n", "\n").Replace("\n", "\r\n")
+        BytesContent(ReadOnlyMemory(Encoding.UTF8.GetBytes crlf))
+
+    /// Deterministic text of exactly length octets, generated on demand from a seed: a few
+    /// headers, then lines of printable ASCII (some starting with '.'), each ending in CRLF.
+    static member Generated(length: int64, seed: int) : MessageContent =
+        if length < 0L then
+            raise (ArgumentOutOfRangeException(nameof length, "The length must be zero or more."))
+
+        GeneratedContent(length, seed)
+
+    /// Content read from a stream opened on demand (each serving opens a fresh stream; the
+    /// host disposes of it). length must be the stream's exact length.
+    static member OfStream(openStream: Func<Stream>, length: int64) : MessageContent =
+        ArgumentNullException.ThrowIfNull openStream
+
+        if length < 0L then
+            raise (ArgumentOutOfRangeException(nameof length, "The length must be zero or more."))
+
+        StreamContent(openStream, length)
+
+    /// Several contents served one after the other.
+    static member Concat(parts: MessageContent seq) : MessageContent =
+        ArgumentNullException.ThrowIfNull parts
+        ConcatContent(Array.ofSeq parts)
+
+    /// Reads the whole content into an array (for tests and small messages).
+    member this.ToArray() : byte[] =
+        if this.Length > int64 Array.MaxLength then
+            raise (InvalidOperationException "The message is too large for one array.")
+
+        let result = Array.zeroCreate<byte>(int this.Length)
+        let mutable at = 0
+
+        while at < result.Length do
+            let n = this.CopyTo(int64 at, Span(result, at, result.Length - at))
+
+            if n = 0 then
+                raise (InvalidOperationException "The content ended before its announced length.")
+
+            at <- at + n
+
+        result
+
+and internal BytesContent(bytes: ReadOnlyMemory<byte>) =
+    inherit MessageContent()
+    override _.Length = int64 bytes.Length
+
+    override _.CopyTo(offset, destination) =
+        if offset >= int64 bytes.Length then
+            0
+        else
+            let source = bytes.Span.Slice(int offset)
+            let n = min source.Length destination.Length
+            source.Slice(0, n).CopyTo destination
+            n
+
+/// Text built from fixed-size lines: line k depends only on (seed, k), so any offset can be
+/// served without generating what precedes it.
+and internal GeneratedContent(length: int64, seed: int) =
+    inherit MessageContent()
+
+    static let lineOctets = 78L // 76 characters + CRLF
+
+    static let alphabet =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:-_=+/()!?"B
+
+    let header =
+        Encoding.ASCII.GetBytes(
+            $"From: generator@simulator.invalid\r\nSubject: generated message {seed}\r\nMessage-ID: <{seed}.{length}@simulator.invalid>\r\n\r\n"
+        )
+
+    let lineByte (line: int64) (column: int) =
+        if column = 76 then
+            13uy
+        elif column = 77 then
+            10uy
+        elif column = 0 && (line % 17L = 3L) then
+            // Lines starting with '.' exercise dot-stuffing (RFC 1939 §3).
+            46uy
+        else
+            let mixed =
+                (uint64 seed * 0x9E3779B97F4A7C15UL) ^^^ (uint64 line * 0xBF58476D1CE4E5B9UL)
+
+            let mixed = mixed ^^^ (uint64 column * 0x94D049BB133111EBUL)
+            let mixed = mixed ^^^ (mixed >>> 31)
+            alphabet[int (mixed % uint64 alphabet.Length)]
+
+    override _.Length = length
+
+    override _.CopyTo(offset, destination) =
+        let available = length - offset
+
+        if available <= 0L then
+            0
+        else
+            let n = int (min (int64 destination.Length) available)
+            let headerLength = int64 header.Length
+
+            for i in 0 .. n - 1 do
+                let at = offset + int64 i
+                // The last two octets are always CRLF, so the message ends with a complete line.
+                destination[i] <-
+                    if at = length - 2L then
+                        13uy
+                    elif at = length - 1L then
+                        10uy
+                    elif at < headerLength then
+                        header[int at]
+                    else
+                        let body = at - headerLength
+                        lineByte (body / lineOctets) (int (body % lineOctets))
+
+            n
+
+and internal StreamContent(openStream: Func<Stream>, length: int64) =
+    inherit MessageContent()
+    member _.Open() = openStream.Invoke()
+    override _.Length = length
+
+    override _.CopyTo(offset, destination) =
+        // Random access is for small reads (tests, ToArray); serving reads the stream sequentially.
+        use stream = openStream.Invoke()
+
+        if stream.CanSeek then
+            stream.Seek(offset, SeekOrigin.Begin) |> ignore
+        else
+            let skip = Array.zeroCreate<byte> 8192
+            let mutable left = offset
+
+            while left > 0L do
+                let n = stream.Read(skip, 0, int (min left 8192L))
+
+                if n = 0 then left <- 0L else left <- left - int64 n
+
+        let wanted = int (min (int64 destination.Length) (max 0L (length - offset)))
+        stream.Read(destination.Slice(0, wanted))
+
+and internal ConcatContent(parts: MessageContent[]) =
+    inherit MessageContent()
+    let total = parts |> Array.sumBy (fun p -> p.Length)
+    override _.Length = total
+
+    override _.CopyTo(offset, destination) =
+        let mutable start = 0L
+        let mutable result = 0
+        let mutable i = 0
+
+        while result = 0 && i < parts.Length do
+            let part = parts[i]
+
+            if offset < start + part.Length then
+                result <- part.CopyTo(offset - start, destination)
+
+            start <- start + part.Length
+            i <- i + 1
+
+        result

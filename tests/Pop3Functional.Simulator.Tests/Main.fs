@@ -1,0 +1,6 @@
+module Pop3Functional.Simulator.Tests.Main
+
+open Expecto
+
+[<EntryPoint>]
+let main argv = runTestsInAssemblyWithCLIArgs [] argv
