@@ -1,0 +1,109 @@
+namespace Pop3Functional.Simulator
+
+open System
+open System.Text
+open System.Threading
+
+/// The simulator's accounts and messages, shared by every session of one server and safe to use
+/// from any thread: an immutable MailStore swapped atomically.
+[<Sealed; AllowNullLiteral>]
+type Mailboxes() =
+    let mutable store = MailStore.empty
+    let mutable uidCounter = 0L
+    let gate = obj ()
+
+    let update (change: MailStore -> MailStore * 'T) =
+        lock gate (fun () ->
+            let next, result = change store
+            store <- next
+            result)
+
+    /// The store as it is now (an immutable value).
+    member _.Store = store
+
+    /// Adds an account, or changes the password of an existing one.
+    member _.AddUser(user: string, password: string) : unit =
+        ArgumentException.ThrowIfNullOrEmpty user
+        ArgumentNullException.ThrowIfNull password
+        update (fun s -> MailStore.addUser user password s, ())
+
+    /// The account names.
+    member _.Users: string list = store.Users
+
+    /// The password of an account (for the server's checks).
+    member _.Password(user: string) : string option = store |> MailStore.password user
+
+    /// Delivers a message; the UID defaults to a fresh one. Fails for an unknown account.
+    member _.Deliver(user: string, content: MessageContent, ?uid: string) : StoredMessage =
+        ArgumentNullException.ThrowIfNull content
+
+        let uid =
+            match uid with
+            | Some u when not (String.IsNullOrEmpty u) -> u
+            | _ -> $"sim{Interlocked.Increment(&uidCounter):D8}"
+
+        update (fun s ->
+            match MailStore.deliver user uid content s with
+            | Ok(next, message) -> next, message
+            | Error _ -> raise (ArgumentException($"There is no account named '{user}'.", nameof user)))
+
+    /// The messages of an account now (not a session's snapshot).
+    member _.Messages(user: string) : StoredMessage list =
+        match store.TryFind user with
+        | Some account -> account.Messages
+        | None -> []
+
+    /// A handle on one account's maildrop, created with the password if it does not exist yet.
+    member this.Mailbox(user: string, ?password: string) : Mailbox =
+        match store.TryFind user, password with
+        | None, Some p -> this.AddUser(user, p)
+        | None, None -> this.AddUser(user, "")
+        | Some _, Some p -> this.AddUser(user, p)
+        | Some _, None -> ()
+
+        Mailbox(this, user)
+
+    /// Opens a maildrop for a session (locks, LOGIN-DELAY, snapshot).
+    member _.Open(policy: OpenPolicy, now: DateTimeOffset, user: string) =
+        update (fun s ->
+            match MailStore.tryOpen policy now user s with
+            | Ok(next, snapshot) -> next, Ok snapshot
+            | Error refusal -> s, Error refusal)
+
+    /// Commits a session's deletions (RFC 1939 §6) and releases its lock.
+    member _.Commit(user: string, deletedKeys: Set<int64>) =
+        update (fun s -> MailStore.commit user deletedKeys s, ())
+
+    /// Releases a session's lock without changes.
+    member _.Release(user: string) =
+        update (fun s -> MailStore.release user s, ())
+
+/// One account's maildrop, for tests: add messages, look at what is there.
+and [<Sealed>] Mailbox internal (owner: Mailboxes, user: string) =
+    /// The account name.
+    member _.User = user
+
+    /// Adds a message given as text (LF line ends become CRLF); returns it.
+    member _.Add(text: string, ?uid: string) : StoredMessage =
+        owner.Deliver(user, MessageContent.OfText text, ?uid = uid)
+
+    /// Adds a message given as octets (kept as they are); returns it.
+    member _.Add(bytes: byte[], ?uid: string) : StoredMessage =
+        owner.Deliver(user, MessageContent.OfBytes bytes, ?uid = uid)
+
+    /// Adds a message of any content; returns it.
+    member _.Add(content: MessageContent, ?uid: string) : StoredMessage =
+        owner.Deliver(user, content, ?uid = uid)
+
+    /// The messages now.
+    member _.Messages: StoredMessage list = owner.Messages user
+
+    /// The number of messages now.
+    member _.Count = (owner.Messages user).Length
+
+    /// The UIDs now, in order.
+    member _.Uids: string list = owner.Messages user |> List.map _.Uid
+
+    /// The text of message n (1-based, in the current order), UTF-8 decoded.
+    member _.Text(n: int) : string =
+        Encoding.UTF8.GetString((owner.Messages user |> List.item (n - 1)).Content.ToArray())
