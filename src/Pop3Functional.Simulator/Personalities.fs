@@ -296,9 +296,8 @@ module Personalities =
             Languages = []
             ResponseCodes = false
             Continuation = ContinuationStyle.BarePlus
-            // Exchange answers RETR with a bare "+OK" (Outlook transcript); of the two styles,
-            // the one without a size is the faithful one.
-            RetrStatus = RetrStatusStyle.MessageFollows
+            // Exchange answers RETR with a bare "+OK" (Outlook transcript).
+            RetrStatus = RetrStatusStyle.Bare
             QuitText = "Microsoft Exchange Server POP3 server signing off."
             RewritesEightBitHeaders = false
             // Not documented for Exchange; RFC 1939 §8 behaviour is kept.
@@ -328,9 +327,8 @@ module Personalities =
             Languages = []
             ResponseCodes = false
             Continuation = ContinuationStyle.PlusSpace
-            // qmail sends "+OK " with no size; of the two styles, the one without a size is the
-            // faithful one.
-            RetrStatus = RetrStatusStyle.MessageFollows
+            // qmail sends "+OK " with no size (qmail-pop3d.c).
+            RetrStatus = RetrStatusStyle.Bare
             // qmail sends "+OK " (a trailing space); the nearest form is a bare "+OK".
             QuitText = ""
             RewritesEightBitHeaders = false

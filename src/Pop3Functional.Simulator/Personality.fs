@@ -11,10 +11,12 @@ type ContinuationStyle =
 
 /// What follows +OK on a RETR or TOP status line.
 type RetrStatusStyle =
-    /// "+OK 4096 octets" (Dovecot, Courier, qmail; RFC 1939's example).
+    /// "+OK 4096 octets" (Dovecot, Courier; RFC 1939's example).
     | Octets = 0
     /// "+OK Message follows" (Cyrus, Gmail): no size. Clients must not size anything from it.
     | MessageFollows = 1
+    /// "+OK" with no text (qmail, Exchange).
+    | Bare = 2
 
 /// How a real server behaves: what it says and the quirks it is known for (reference/peers.md §4,
 /// DESIGN §9). Every field is plain data, so a test can start from a preset and change one thing.

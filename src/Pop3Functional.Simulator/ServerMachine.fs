@@ -602,6 +602,7 @@ module ServerMachine =
             match ctx.S.Settings.Personality.RetrStatus, topLines with
             | _, Some _ -> "Top of message follows."
             | RetrStatusStyle.MessageFollows, None -> "Message follows."
+            | RetrStatusStyle.Bare, None -> ""
             | _, None when rewritten ->
                 // Courier's count matches neither size (DESIGN §9).
                 $"{(m.Content.Length + content.Length) / 2L} octets follow."
