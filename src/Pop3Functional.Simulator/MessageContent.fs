@@ -83,36 +83,38 @@ and internal BytesContent(bytes: ReadOnlyMemory<byte>) =
             source.Slice(0, n).CopyTo destination
             n
 
-/// Text built from fixed-size lines: line k depends only on (seed, k), so any offset can be
-/// served without generating what precedes it.
+/// Text built from fixed-size lines: line k is one of 64 lines made from the seed, chosen by k, so
+/// any offset is served by block copies without generating what precedes it.
 and internal GeneratedContent(length: int64, seed: int) =
     inherit MessageContent()
 
-    static let lineOctets = 78L // 76 characters + CRLF
+    static let lineOctets = 78 // 76 characters + CRLF
 
     static let alphabet =
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:-_=+/()!?"B
+
+    static let mix (value: uint64) =
+        let z = (value ^^^ (value >>> 30)) * 0xBF58476D1CE4E5B9UL
+        let z = (z ^^^ (z >>> 27)) * 0x94D049BB133111EBUL
+        z ^^^ (z >>> 31)
 
     let header =
         Encoding.ASCII.GetBytes(
             $"From: generator@simulator.invalid\r\nSubject: generated message {seed}\r\nMessage-ID: <{seed}.{length}@simulator.invalid>\r\n\r\n"
         )
 
-    let lineByte (line: int64) (column: int) =
-        if column = 76 then
-            13uy
-        elif column = 77 then
-            10uy
-        elif column = 0 && (line % 17L = 3L) then
-            // Lines starting with '.' exercise dot-stuffing (RFC 1939 §3).
-            46uy
-        else
-            let mixed =
-                (uint64 seed * 0x9E3779B97F4A7C15UL) ^^^ (uint64 line * 0xBF58476D1CE4E5B9UL)
+    // 64 lines of 78 octets; every fourth starts with '.' to exercise dot-stuffing (RFC 1939 §3).
+    let lines =
+        Array.init (64 * lineOctets) (fun at ->
+            let line = at / lineOctets
+            let column = at % lineOctets
 
-            let mixed = mixed ^^^ (uint64 column * 0x94D049BB133111EBUL)
-            let mixed = mixed ^^^ (mixed >>> 31)
-            alphabet[int (mixed % uint64 alphabet.Length)]
+            if column = 76 then 13uy
+            elif column = 77 then 10uy
+            elif column = 0 && line % 4 = 3 then 46uy
+            else
+                let value = mix (uint64 (uint32 seed) * 0x9E3779B97F4A7C15UL + uint64 at)
+                alphabet[int (value % uint64 alphabet.Length)])
 
     override _.Length = length
 
@@ -124,20 +126,35 @@ and internal GeneratedContent(length: int64, seed: int) =
         else
             let n = int (min (int64 destination.Length) available)
             let headerLength = int64 header.Length
+            let mutable i = 0
 
-            for i in 0 .. n - 1 do
+            while i < n do
                 let at = offset + int64 i
-                // The last two octets are always CRLF, so the message ends with a complete line.
-                destination[i] <-
-                    if at = length - 2L then
-                        13uy
-                    elif at = length - 1L then
-                        10uy
-                    elif at < headerLength then
-                        header[int at]
-                    else
-                        let body = at - headerLength
-                        lineByte (body / lineOctets) (int (body % lineOctets))
+
+                if at >= length - 2L then
+                    // The last two octets are always CRLF, so the message ends with a complete line.
+                    destination[i] <- (if at = length - 2L then 13uy else 10uy)
+                    i <- i + 1
+                elif at < headerLength then
+                    let count = int (min (headerLength - at) (int64 (n - i)))
+                    let count = int (min (int64 count) (length - 2L - at))
+                    ReadOnlySpan(header, int at, count).CopyTo(destination.Slice i)
+                    i <- i + count
+                else
+                    let body = at - headerLength
+                    let line = body / int64 lineOctets
+                    let column = int (body % int64 lineOctets)
+                    let pattern = int (mix (line + 1L |> uint64) % 64UL)
+                    let count = min (lineOctets - column) (n - i)
+                    let count = int (min (int64 count) (length - 2L - at))
+                    ReadOnlySpan(lines, pattern * lineOctets + column, count).CopyTo(destination.Slice i)
+                    i <- i + count
+
+            // A line's own CR right before the closing CRLF would be a bare CR.
+            let beforeEnd = length - 3L - offset
+
+            if beforeEnd >= 0L && beforeEnd < int64 n && destination[int beforeEnd] = 13uy then
+                destination[int beforeEnd] <- 120uy
 
             n
 

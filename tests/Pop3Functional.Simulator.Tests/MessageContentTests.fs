@@ -42,6 +42,13 @@ let tests =
                     Expect.equal bytes[bytes.Length - 2 ..] [| 13uy; 10uy |] "ends with CRLF"
             }
 
+            test "Generated content never ends with a bare CR, whatever the length" {
+                for length in 2L .. 400L do
+                    let text = Encoding.ASCII.GetString((MessageContent.Generated(length, 7)).ToArray())
+                    let lines = text.Split("\r\n")
+                    Expect.isTrue (lines |> Array.forall (fun l -> not (l.Contains '\r' || l.Contains '\n'))) $"length {length}"
+            }
+
             test "Generated content has no bare CR or LF and includes lines starting with a dot" {
                 let text =
                     Encoding.ASCII.GetString((MessageContent.Generated(20_000L, 3)).ToArray())
