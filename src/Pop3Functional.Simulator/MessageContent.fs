@@ -109,9 +109,12 @@ and internal GeneratedContent(length: int64, seed: int) =
             let line = at / lineOctets
             let column = at % lineOctets
 
-            if column = 76 then 13uy
-            elif column = 77 then 10uy
-            elif column = 0 && line % 4 = 3 then 46uy
+            if column = 76 then
+                13uy
+            elif column = 77 then
+                10uy
+            elif column = 0 && line % 4 = 3 then
+                46uy
             else
                 let value = mix (uint64 (uint32 seed) * 0x9E3779B97F4A7C15UL + uint64 at)
                 alphabet[int (value % uint64 alphabet.Length)])

@@ -356,7 +356,16 @@ module ServerMachine =
                 }
         | SaslServerStep.Succeeded user -> openMaildrop ctx user
         | SaslServerStep.Failed reason ->
-            err ctx (Some "AUTH") reason
+            // The mechanisms say why in lowercase ("authentication failed"); a sentence reads better.
+            let text =
+                if String.IsNullOrEmpty reason then
+                    "Authentication failed."
+                else
+                    string (Char.ToUpperInvariant reason[0])
+                    + reason.Substring(1)
+                    + (if reason.EndsWith '.' then "" else ".")
+
+            err ctx (Some "AUTH") text
 
             ctx.S <-
                 { ctx.S with

@@ -46,7 +46,10 @@ let tests =
                 for length in 2L .. 400L do
                     let text = Encoding.ASCII.GetString((MessageContent.Generated(length, 7)).ToArray())
                     let lines = text.Split("\r\n")
-                    Expect.isTrue (lines |> Array.forall (fun l -> not (l.Contains '\r' || l.Contains '\n'))) $"length {length}"
+
+                    Expect.isTrue
+                        (lines |> Array.forall (fun l -> not (l.Contains '\r' || l.Contains '\n')))
+                        $"length {length}"
             }
 
             test "Generated content has no bare CR or LF and includes lines starting with a dot" {

@@ -83,7 +83,9 @@ let tests =
         "ServerMachine"
         [
             test "the greeting carries an RFC 1939 §7 timestamp, the same for the same seed and clock" {
-                let greeting () = Conversation(options Personalities.simulator, mailbox ()).Drain()
+                let greeting () =
+                    Conversation(options Personalities.simulator, mailbox ()).Drain()
+
                 let g = greeting ()
                 Expect.stringStarts g "+OK Pop3Functional.Simulator ready <" "greeting"
                 Expect.stringEnds g $".{clock.ToUnixTimeSeconds()}@simulator.invalid>\r\n" "timestamp"
@@ -139,8 +141,15 @@ let tests =
                 let digest =
                     Convert.ToHexStringLower(MD5.HashData(Encoding.ASCII.GetBytes(stamp + "secret")))
 
-                Expect.equal (c.Say "APOP alice 0123456789abcdef0123456789abcdef") "-ERR [AUTH] Authentication failed.\r\n" "wrong digest"
-                Expect.stringStarts (c.Say $"APOP alice {digest.ToUpperInvariant()}") "+OK Logged in" "digest in any case"
+                Expect.equal
+                    (c.Say "APOP alice 0123456789abcdef0123456789abcdef")
+                    "-ERR [AUTH] Authentication failed.\r\n"
+                    "wrong digest"
+
+                Expect.stringStarts
+                    (c.Say $"APOP alice {digest.ToUpperInvariant()}")
+                    "+OK Logged in"
+                    "digest in any case"
             }
 
             test "STAT, LIST, UIDL, RETR with dot-stuffing, TOP (RFC 1939 §5, §7)" {
@@ -184,7 +193,12 @@ let tests =
                 Expect.equal (c.Say "DELE 1") "-ERR Message 1 is deleted.\r\n" "twice"
                 Expect.equal (c.Say "RETR 1") "-ERR Message 1 is deleted.\r\n" "RETR deleted"
                 Expect.equal (c.Say "STAT") $"+OK 1 {size2}\r\n" "STAT excludes deleted"
-                Expect.equal (c.Say "LIST") $"+OK 1 messages ({size2} octets)\r\n2 {size2}\r\n.\r\n" "LIST omits deleted"
+
+                Expect.equal
+                    (c.Say "LIST")
+                    $"+OK 1 messages ({size2} octets)\r\n2 {size2}\r\n.\r\n"
+                    "LIST omits deleted"
+
                 Expect.equal (c.Say "RSET") $"+OK Maildrop has 2 messages ({size1 + size2} octets).\r\n" "RSET"
                 Expect.equal (c.Say "NOOP") "+OK\r\n" "NOOP"
             }
@@ -206,7 +220,12 @@ let tests =
                 let second = Conversation(options Personalities.simulator, boxes, session = 2)
                 second.Drain() |> ignore
                 second.Say "USER alice" |> ignore
-                Expect.equal (second.Say "PASS secret") "-ERR [IN-USE] Mailbox is locked by another session.\r\n" "locked"
+
+                Expect.equal
+                    (second.Say "PASS secret")
+                    "-ERR [IN-USE] Mailbox is locked by another session.\r\n"
+                    "locked"
+
                 first.Say "QUIT" |> ignore
                 second.Say "USER alice" |> ignore
                 Expect.stringStarts (second.Say "PASS secret") "+OK Logged in" "after QUIT"
@@ -252,7 +271,11 @@ let tests =
             }
 
             test "RequireTlsForPlaintextAuth hides USER, PLAIN and LOGIN until TLS" {
-                let o = { options Personalities.simulator with RequireTlsForPlaintextAuth = true }
+                let o =
+                    { options Personalities.simulator with
+                        RequireTlsForPlaintextAuth = true
+                    }
+
                 let c = Conversation(o, mailbox (), stls = true)
                 c.Drain() |> ignore
                 let capa = c.Say "CAPA"
@@ -276,7 +299,12 @@ let tests =
                 Expect.equal (c.Say "*") "-ERR Authentication cancelled.\r\n" "cancel"
                 Expect.equal (c.Say "AUTH PLAIN !!!") "-ERR Invalid base64 data in initial response.\r\n" "bad base64"
                 Expect.equal (c.Say "AUTH NTLM") "-ERR Unsupported authentication mechanism.\r\n" "unknown mechanism"
-                Expect.equal (c.Say("AUTH PLAIN " + b64 "\000alice\000wrong")) "-ERR [AUTH] Authentication failed.\r\n" "wrong"
+
+                Expect.equal
+                    (c.Say("AUTH PLAIN " + b64 "\000alice\000wrong"))
+                    "-ERR [AUTH] Authentication failed.\r\n"
+                    "wrong"
+
                 Expect.stringStarts (c.Say("AUTH PLAIN " + b64 "\000alice\000secret")) "+OK Logged in" "logged in"
             }
 
@@ -306,7 +334,10 @@ let tests =
                 let challengeLine = c.Say "AUTH CRAM-MD5"
                 let challenge = Convert.FromBase64String(challengeLine.Substring(2).TrimEnd())
                 Expect.stringEnds (Encoding.ASCII.GetString challenge) "@simulator.invalid>" "msg-id challenge"
-                let digest = Convert.ToHexStringLower(HMACMD5.HashData(Encoding.ASCII.GetBytes "secret", challenge))
+
+                let digest =
+                    Convert.ToHexStringLower(HMACMD5.HashData(Encoding.ASCII.GetBytes "secret", challenge))
+
                 Expect.stringStarts (c.Say(b64 $"alice {digest}")) "+OK Logged in" "logged in"
             }
 
@@ -327,7 +358,12 @@ let tests =
                 c.Drain() |> ignore
                 c.Say "USER alice" |> ignore
                 Expect.equal (c.Say "RPOP alice") "-ERR Unknown command.\r\n" "refused"
-                let p = { Personalities.simulator with Rpop = true }
+
+                let p =
+                    { Personalities.simulator with
+                        Rpop = true
+                    }
+
                 let r = Conversation(options p, mailbox ())
                 r.Drain() |> ignore
                 r.Say "USER alice" |> ignore
@@ -370,7 +406,12 @@ let tests =
             }
 
             test "a server fault can break the greeting itself (command 0)" {
-                let o = (options Personalities.simulator).WithFaults(FaultPlan.Of(Fault.ErrorReply(FaultTrigger.NthCommand 0, Some "SYS/TEMP", "try later")))
+                let o =
+                    (options Personalities.simulator)
+                        .WithFaults(
+                            FaultPlan.Of(Fault.ErrorReply(FaultTrigger.NthCommand 0, Some "SYS/TEMP", "try later"))
+                        )
+
                 let c = Conversation(o, mailbox ())
                 Expect.equal (c.Drain()) "-ERR [SYS/TEMP] try later\r\n" "greeting"
             }
@@ -408,7 +449,11 @@ let tests =
                 Expect.isLessThan allocated (64L * 1024L * 1024L) $"allocated {allocated} octets"
             }
 
-            testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 300 } "the server never throws on arbitrary bytes, in any state"
+            testPropertyWithConfig
+                { FsCheckConfig.defaultConfig with
+                    maxTest = 300
+                }
+                "the server never throws on arbitrary bytes, in any state"
             <| fun (chunks: byte[] list) (login: bool) ->
                 let c, _ =
                     if login then
