@@ -405,7 +405,7 @@ internal static class FuzzTarget
 {
     internal const string Project = "tests/Pop3Functional.Fuzz";
     internal static readonly string ReleaseOutput = Path.Combine(Project, "bin", "Release", "net10.0");
-    private static readonly string[] FuzzTargets = ["session", "status", "body", "framer"];
+    private static readonly string[] FuzzTargets = ["session", "status", "body", "framer", "server"];
 
     internal static string FuzzDll(string root, string folder) => Path.Combine(root, folder, "Pop3Functional.Fuzz.dll");
 
@@ -460,12 +460,16 @@ internal static class FuzzTarget
 
         CopyDirectory(Path.Combine(root, ReleaseOutput), bin);
 
-        Shell.Step("sharpfuzz Pop3Functional.Core.dll");
-        var instrumented = Shell.Run(root, "dotnet", ["sharpfuzz", Path.Combine(bin, "Pop3Functional.Core.dll")]);
-        if (instrumented != 0)
+        // The client core and the simulator's server machine are the code under test.
+        foreach (var assembly in new[] { "Pop3Functional.Core.dll", "Pop3Functional.Simulator.dll" })
         {
-            Console.WriteLine($"sharpfuzz failed (exit code {instrumented}).");
-            return instrumented;
+            Shell.Step($"sharpfuzz {assembly}");
+            var instrumented = Shell.Run(root, "dotnet", ["sharpfuzz", Path.Combine(bin, assembly)]);
+            if (instrumented != 0)
+            {
+                Console.WriteLine($"sharpfuzz failed on {assembly} (exit code {instrumented}).");
+                return instrumented;
+            }
         }
 
         var failed = false;

@@ -287,6 +287,61 @@ let framer (data: ReadOnlySpan<byte>) =
 // ----- registry --------------------------------------------------------------------------------
 
 /// A target that takes the fuzzer's bytes.
+// ----- server ----------------------------------------------------------------------------------
+
+/// The simulator's server machine under arbitrary client bytes: the first byte picks the
+/// personality and whether STLS is possible; the rest is split into chunks at 0xFF. It must never
+/// throw, must answer in bounded output per input, and must stop once it has closed.
+let server (data: ReadOnlySpan<byte>) =
+    if data.Length > 0 then
+        let personalities = Pop3Functional.Simulator.Personalities.all
+        let personality = snd personalities[int data[0] % personalities.Length]
+        let stls = data[0] &&& 0x80uy <> 0uy
+        let boxes = Pop3Functional.Simulator.Mailboxes()
+        let box = boxes.Mailbox("alice", "secret")
+        box.Add("Subject: a\n\nbody\n.dot\n") |> ignore
+        box.Add("Subject: Gr\u00fc\u00dfe\n\n\n") |> ignore
+
+        let options =
+            (Pop3Functional.Simulator.ServerOptions.Create personality)
+                .WithClock(Func<_>(fun () -> DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)))
+
+        use connection =
+            new Pop3Functional.Simulator.ServerConnection(options, boxes, 1, false, stls)
+
+        let buffer = Array.zeroCreate<byte> 4096
+
+        let drain () =
+            let mutable octets = 0L
+            let mutable go = true
+
+            while go do
+                let action = connection.Next(Span buffer)
+
+                match action.Kind with
+                | Pop3Functional.Simulator.ServerActionKind.Write ->
+                    check (action.Count > 0 && action.Count <= buffer.Length) "a write within the buffer"
+                    octets <- octets + int64 action.Count
+                    // Only the endless-line fault writes without end, and no fault is set here.
+                    check (octets < 16L * 1024L * 1024L) "bounded output per input"
+                | Pop3Functional.Simulator.ServerActionKind.StartTls -> connection.TlsEstablished null
+                | Pop3Functional.Simulator.ServerActionKind.Delay -> ()
+                | _ -> go <- false
+
+        drain ()
+        let mutable rest = data.Slice 1
+
+        while not rest.IsEmpty do
+            let cut = rest.IndexOf 0xFFuy
+            let chunk = if cut < 0 then rest else rest.Slice(0, cut)
+            connection.Feed(ReadOnlyMemory(chunk.ToArray()))
+            drain ()
+            rest <- if cut < 0 then ReadOnlySpan.Empty else rest.Slice(cut + 1)
+
+        connection.FeedEndOfStream()
+        drain ()
+        check connection.IsClosed "closed after end of stream"
+
 type Target = delegate of ReadOnlySpan<byte> -> unit
 
 /// Every target, by the name the command line uses.
@@ -296,6 +351,7 @@ let all: (string * Target)[] =
         "status", Target(fun d -> status d)
         "body", Target(fun d -> body d)
         "framer", Target(fun d -> framer d)
+        "server", Target(fun d -> server d)
     |]
 
 let tryFind (name: string) =
