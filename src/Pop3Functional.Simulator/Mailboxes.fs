@@ -2,6 +2,7 @@ namespace Pop3Functional.Simulator
 
 open System
 open System.Text
+open System.Runtime.InteropServices
 open System.Threading
 
 /// The simulator's accounts and messages, shared by every session of one server and safe to use
@@ -34,13 +35,16 @@ type Mailboxes() =
     member _.Password(user: string) : string option = store |> MailStore.password user
 
     /// Delivers a message; the UID defaults to a fresh one. Fails for an unknown account.
-    member _.Deliver(user: string, content: MessageContent, ?uid: string) : StoredMessage =
+    member _.Deliver
+        (user: string, content: MessageContent, [<Optional; DefaultParameterValue(null: string)>] uid: string)
+        : StoredMessage =
         ArgumentNullException.ThrowIfNull content
 
         let uid =
-            match uid with
-            | Some u when not (String.IsNullOrEmpty u) -> u
-            | _ -> $"sim{Interlocked.Increment(&uidCounter):D8}"
+            if String.IsNullOrEmpty uid then
+                $"sim{Interlocked.Increment(&uidCounter):D8}"
+            else
+                uid
 
         update (fun s ->
             match MailStore.deliver user uid content s with
@@ -54,8 +58,8 @@ type Mailboxes() =
         | None -> []
 
     /// A handle on one account's maildrop, created with the password if it does not exist yet.
-    member this.Mailbox(user: string, ?password: string) : Mailbox =
-        match store.TryFind user, password with
+    member this.Mailbox(user: string, [<Optional; DefaultParameterValue(null: string)>] password: string) : Mailbox =
+        match store.TryFind user, Option.ofObj password with
         | None, Some p -> this.AddUser(user, p)
         | None, None -> this.AddUser(user, "")
         | Some _, Some p -> this.AddUser(user, p)
@@ -84,16 +88,18 @@ and [<Sealed>] Mailbox internal (owner: Mailboxes, user: string) =
     member _.User = user
 
     /// Adds a message given as text (LF line ends become CRLF); returns it.
-    member _.Add(text: string, ?uid: string) : StoredMessage =
-        owner.Deliver(user, MessageContent.OfText text, ?uid = uid)
+    member _.Add(text: string, [<Optional; DefaultParameterValue(null: string)>] uid: string) : StoredMessage =
+        owner.Deliver(user, MessageContent.OfText text, uid)
 
     /// Adds a message given as octets (kept as they are); returns it.
-    member _.Add(bytes: byte[], ?uid: string) : StoredMessage =
-        owner.Deliver(user, MessageContent.OfBytes bytes, ?uid = uid)
+    member _.Add(bytes: byte[], [<Optional; DefaultParameterValue(null: string)>] uid: string) : StoredMessage =
+        owner.Deliver(user, MessageContent.OfBytes bytes, uid)
 
     /// Adds a message of any content; returns it.
-    member _.Add(content: MessageContent, ?uid: string) : StoredMessage =
-        owner.Deliver(user, content, ?uid = uid)
+    member _.Add
+        (content: MessageContent, [<Optional; DefaultParameterValue(null: string)>] uid: string)
+        : StoredMessage =
+        owner.Deliver(user, content, uid)
 
     /// The messages now.
     member _.Messages: StoredMessage list = owner.Messages user
