@@ -1,4 +1,4 @@
-/// dotnet run -c Release --project tests/Pop3Functional.Benchmarks -- [--quick | --alloc | BenchmarkDotNet arguments]
+/// dotnet run -c Release --project tests/Pop3Functional.Benchmarks -- [--quick | --alloc | --serve [--against host:port[:tlsport] user password] | BenchmarkDotNet arguments]
 module Pop3Functional.Benchmarks.Program
 
 open System
@@ -205,6 +205,20 @@ let main args =
         quick ()
         submission ()
     | [| "--profile"; seconds |] -> profile (float seconds)
+    | [| "--serve" |] -> Serving.run 5 None
+    | [| "--serve"; "--against"; endpoint; user; password |] ->
+        // host:port[:tlsport], e.g. 127.0.0.1:10110:10995 for a Dovecot started for the comparison.
+        let parts = endpoint.Split ':'
+        let address = System.Net.IPAddress.Parse parts[0]
+        let plain = System.Net.IPEndPoint(address, int parts[1])
+
+        let tls =
+            if parts.Length > 2 then
+                Some(System.Net.IPEndPoint(address, int parts[2]))
+            else
+                None
+
+        Serving.run 5 (Some(plain, tls, user, password))
     | _ -> Benchmarks.run args
 
     0
