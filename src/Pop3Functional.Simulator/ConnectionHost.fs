@@ -40,6 +40,9 @@ module ConnectionHost =
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck
         )
 
+    /// The longest a TLS handshake may take before the connection is dropped.
+    let HandshakeTimeout = TimeSpan.FromSeconds 30.0
+
     /// Runs the server side of a TLS handshake (TLS 1.2 or 1.3, no client certificate) on stream
     /// and returns the authenticated SslStream, which owns stream. On failure stream is disposed
     /// and the task fails (AuthenticationException, IOException, OperationCanceledException).
@@ -54,9 +57,12 @@ module ConnectionHost =
         task {
             let ssl = new SslStream(stream, false)
             let mutable authenticated = false
+            // A client that connects and never says ClientHello must not hold a connection forever.
+            use handshakeLimit = CancellationTokenSource.CreateLinkedTokenSource ct
+            handshakeLimit.CancelAfter HandshakeTimeout
 
             try
-                do! ssl.AuthenticateAsServerAsync(serverOptions certificate, ct)
+                do! ssl.AuthenticateAsServerAsync(serverOptions certificate, handshakeLimit.Token)
                 authenticated <- true
                 return ssl
             finally
