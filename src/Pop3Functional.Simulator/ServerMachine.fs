@@ -26,8 +26,8 @@ type ServerPhase =
     | Transaction of TransactionState
     /// +OK to STLS was sent; the handshake is the host's (RFC 2595 §4).
     | AwaitingTls
-    /// A fault plan silenced the server.
-    | Silent
+    /// A fault plan silenced the server; the maildrop it still holds (released when the client goes).
+    | Silent of holding: string option
     /// QUIT answered, or the client went away.
     | Closed
 
@@ -191,6 +191,12 @@ module ServerMachine =
             | Fault.Silence t -> fires s verb t
             | _ -> false)
 
+    /// The maildrop a session holds, which a silenced session keeps until the client goes.
+    let private holding (s: ServerSession) =
+        match s.Phase with
+        | ServerPhase.Transaction t -> Some t.Snapshot.User
+        | _ -> None
+
     /// Sends the faulty reply; true when the session was silenced or closed by it.
     let private applyReplyFault (ctx: Ctx) (fault: Fault) =
         match fault with
@@ -206,14 +212,14 @@ module ServerMachine =
 
             ctx.S <-
                 { ctx.S with
-                    Phase = ServerPhase.Silent
+                    Phase = ServerPhase.Silent(holding ctx.S)
                 }
         | Fault.Silence _ ->
             ctx.Out.Add ServerOutput.Hang
 
             ctx.S <-
                 { ctx.S with
-                    Phase = ServerPhase.Silent
+                    Phase = ServerPhase.Silent(holding ctx.S)
                 }
         | _ -> ()
 
@@ -570,7 +576,12 @@ module ServerMachine =
         let head = Array.zeroCreate<byte>(int (min content.Length 65536L))
         let n = content.CopyTo(0L, Span head)
         let head = ReadOnlySpan(head, 0, n)
-        let endOfHeader = head.IndexOf(ReadOnlySpan("\r\n\r\n"B))
+        // A message that starts with its blank line has an empty header (RFC 5322 §2.1).
+        let endOfHeader =
+            if head.StartsWith(ReadOnlySpan("\r\n"B)) then
+                0
+            else
+                head.IndexOf(ReadOnlySpan("\r\n\r\n"B))
 
         let header =
             if endOfHeader >= 0 then
@@ -862,7 +873,7 @@ module ServerMachine =
     let private received (ctx: Ctx) (bytes: ReadOnlySpan<byte>) =
         match ctx.S.Phase with
         | ServerPhase.AwaitingTls
-        | ServerPhase.Silent
+        | ServerPhase.Silent _
         | ServerPhase.Closed -> ()
         | _ ->
             let incoming =
@@ -926,6 +937,7 @@ module ServerMachine =
         | ServerPhase.Transaction t ->
             // RFC 1939 §6: without QUIT there is no UPDATE state; nothing is removed.
             ctx.Out.Add(ServerOutput.Release t.Snapshot.User)
+        | ServerPhase.Silent(Some user) -> ctx.Out.Add(ServerOutput.Release user)
         | _ -> ()
 
         match ctx.S.Phase with

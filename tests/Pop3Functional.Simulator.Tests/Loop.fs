@@ -85,9 +85,10 @@ let private pieces (chunking: Chunking) =
             let size = if r < 80 then 1 + r % 64 else 1 + r * 97
             min size available
 
-/// Runs a session: each step's requests are submitted together once the previous step is
-/// quiet (the first step once AuthorizationReady arrives). Stops when nothing more can happen.
-let run (client: Options) (server: ServerConnection) (chunking: Chunking) (steps: Request list list) : RunResult =
+/// A client session driven against a server connection in memory, step by step: Settle runs it
+/// until nothing more can happen, Submit adds requests and settles again. Several drivers can be
+/// interleaved (two sessions on the same mailboxes).
+type Driver(client: Options, server: ServerConnection, chunking: Chunking) =
     let events = ResizeArray<Event>()
     let bodies = Dictionary<RequestId, ResizeArray<byte>>()
     let sent = ResizeArray<string>()
@@ -131,15 +132,19 @@ let run (client: Options) (server: ServerConnection) (chunking: Chunking) (steps
 
     /// One round: the server writes what it has (up to 4 MiB: endless faults stop there), the
     /// client reads it, then the server reads what the client sent. True if anything moved.
+    /// Once the client has closed, what the server still writes goes nowhere (at most 64 KiB is
+    /// drained, to see a Close) and does not count as movement, so endless faults end the run.
     let round () =
         let fromServer = ResizeArray<byte>()
         let mutable waiting = false
+        let discarding = clientClosed
+        let cap = if discarding then 64 * 1024 else 4 * 1024 * 1024
 
         while not waiting
               && not serverClosed
               && not serverHung
               && not serverWantsTls
-              && fromServer.Count < 4 * 1024 * 1024 do
+              && fromServer.Count < cap do
             let action = server.Next(Span buffer)
 
             match action.Kind with
@@ -150,7 +155,7 @@ let run (client: Options) (server: ServerConnection) (chunking: Chunking) (steps
             | ServerActionKind.Hang -> serverHung <- true
             | _ -> waiting <- true
 
-        let mutable moved = fromServer.Count > 0
+        let mutable moved = fromServer.Count > 0 && not discarding
         let bytes = fromServer.ToArray()
         let mutable at = 0
 
@@ -187,31 +192,65 @@ let run (client: Options) (server: ServerConnection) (chunking: Chunking) (steps
 
         moved
 
-    let settle () =
+    /// Runs until nothing more can happen.
+    member _.Settle() =
         let mutable rounds = 0
 
         while round () && rounds < 100_000 do
             rounds <- rounds + 1
 
-    settle ()
+    /// Submits these requests together (once AuthorizationReady arrived and the client is open),
+    /// numbering them on from the last id, then settles. Returns the ids given.
+    member this.Submit(requests: Request list) : RequestId list =
+        if not clientClosed && ready then
+            let ids =
+                [
+                    for r in requests do
+                        let id = nextId
+                        stepClient (Input.Submit(id, r))
+                        nextId <- nextId + 1L
+                        id
+                ]
+
+            this.Settle()
+            ids
+        else
+            []
+
+    /// Gives the client another input (a SASL response, say), then settles.
+    member this.Input(input: Input) =
+        if not clientClosed then
+            stepClient input
+            this.Settle()
+
+    /// True once the client may log in (AuthorizationReady arrived).
+    member _.Ready = ready
+
+    /// True once the client asked to close.
+    member _.ClientClosed = clientClosed
+
+    /// What the run produced so far.
+    member _.Result: RunResult =
+        {
+            Events = List.ofSeq events
+            Bodies = bodies |> Seq.map (fun kv -> kv.Key, kv.Value.ToArray()) |> Map.ofSeq
+            Sent = List.ofSeq sent
+            ClientClosed = clientClosed
+            ServerClosed = serverClosed
+            ServerHung = serverHung
+            Client = session
+        }
+
+/// Runs a session: each step's requests are submitted together once the previous step is
+/// quiet (the first step once AuthorizationReady arrives). Stops when nothing more can happen.
+let run (client: Options) (server: ServerConnection) (chunking: Chunking) (steps: Request list list) : RunResult =
+    let driver = Driver(client, server, chunking)
+    driver.Settle()
 
     for requests in steps do
-        if not clientClosed && ready then
-            for r in requests do
-                stepClient (Input.Submit(nextId, r))
-                nextId <- nextId + 1L
+        driver.Submit requests |> ignore
 
-            settle ()
-
-    {
-        Events = List.ofSeq events
-        Bodies = bodies |> Seq.map (fun kv -> kv.Key, kv.Value.ToArray()) |> Map.ofSeq
-        Sent = List.ofSeq sent
-        ClientClosed = clientClosed
-        ServerClosed = serverClosed
-        ServerHung = serverHung
-        Client = session
-    }
+    driver.Result
 
 /// A server connection over shared mailboxes, session number 1, plaintext with STLS possible
 /// only when asked.
