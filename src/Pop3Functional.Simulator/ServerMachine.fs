@@ -822,15 +822,18 @@ module ServerMachine =
 
     /// Processes every complete line in Pending while the phase allows it.
     let private drain (ctx: Ctx) =
+        // Lines are taken from one array by offset and the rest is kept once at the end: a read
+        // holding hundreds of pipelined commands costs linear work, not a copy per command.
+        let buffer = ctx.S.Pending
+        let mutable start = 0
         let mutable go = true
 
         while go && canProcess ctx.S do
-            let pending = ctx.S.Pending
-            let lf = Array.IndexOf(pending, 10uy)
+            let lf = Array.IndexOf(buffer, 10uy, start)
             let limit = lineLimit ctx.S
 
             if lf < 0 then
-                if pending.Length > limit then
+                if buffer.Length - start > limit then
                     // RFC 2449 §4: commands are at most 255 octets; answer once, drop the rest of it.
                     send ctx "-ERR Line too long."
 
@@ -842,7 +845,7 @@ module ServerMachine =
 
                 go <- false
             else
-                let line = ReadOnlySpan(pending, 0, lf)
+                let line = ReadOnlySpan(buffer, start, lf - start)
 
                 let line =
                     if line.Length > 0 && line[line.Length - 1] = 13uy then
@@ -850,25 +853,28 @@ module ServerMachine =
                     else
                         line
 
-                let tooLong = lf + 1 > limit
+                let tooLong = lf + 1 - start > limit
                 let wasDiscarding = ctx.S.Discarding
-
-                let restOfPending = pending[lf + 1 ..]
-
-                ctx.S <-
-                    { ctx.S with
-                        Pending = restOfPending
-                        Discarding = false
-                    }
+                start <- lf + 1
 
                 if wasDiscarding then
-                    ()
+                    ctx.S <- { ctx.S with Discarding = false }
                 elif tooLong then
                     send ctx "-ERR Line too long."
                 elif line.IndexOf 0uy >= 0 then
                     send ctx "-ERR NUL in command line."
                 else
                     commandLine ctx line
+
+                // STLS drops what follows it (RFC 2595 §4) by replacing Pending: stop reading it.
+                if not (obj.ReferenceEquals(ctx.S.Pending, buffer)) then
+                    go <- false
+
+        if obj.ReferenceEquals(ctx.S.Pending, buffer) && start > 0 then
+            ctx.S <-
+                { ctx.S with
+                    Pending = if start >= buffer.Length then [||] else buffer[start..]
+                }
 
     let private received (ctx: Ctx) (bytes: ReadOnlySpan<byte>) =
         match ctx.S.Phase with

@@ -22,7 +22,7 @@ type internal WireAction =
 
 /// Streams one message body: dot-stuffing (RFC 1939 §3), TOP's line count (RFC 1939 §7), the
 /// terminator, and a fault plan's alterations, in constant memory whatever the message size.
-type internal BodyStreamer(transfer: BodyTransfer) =
+type internal BodyStreamer(transfer: BodyTransfer, scratch: byte[]) =
     static let terminator = ".\r\n"B
 
     static let extraLines (length: int) =
@@ -47,7 +47,6 @@ type internal BodyStreamer(transfer: BodyTransfer) =
         | BodyAlteration.Shorter n -> max 0L (content.Length - int64 n)
         | _ -> content.Length
 
-    let scratch = Array.zeroCreate<byte> 16384
     let mutable scratchStart = 0
     let mutable scratchEnd = 0
     let mutable offset = 0L
@@ -242,6 +241,12 @@ type internal Transmitter(faults: FaultPlan) =
 
     let endlessLine = Array.create 4096 120uy
 
+    // One read buffer for every body this connection serves, one at a time.
+    let scratch = Array.zeroCreate<byte> 16384
+
+    // An action met while several replies were being packed into one write; returned next.
+    let mutable held: WireAction option = None
+
     let mutable current: ServerOutput option = None
     let mutable replyOffset = 0
     let mutable body: BodyStreamer option = None
@@ -272,7 +277,7 @@ type internal Transmitter(faults: FaultPlan) =
         | None -> ()
 
     /// The next thing the host must do; Write n means destination[0..n) holds octets to send.
-    member this.Next(destination: Span<byte>) : WireAction =
+    member private this.NextOne(destination: Span<byte>) : WireAction =
         match terminal with
         | Some action -> action
         | None ->
@@ -320,7 +325,7 @@ type internal Transmitter(faults: FaultPlan) =
                             match body with
                             | Some b -> b
                             | None ->
-                                let b = new BodyStreamer(transfer)
+                                let b = new BodyStreamer(transfer, scratch)
                                 body <- Some b
                                 b
 
@@ -367,7 +372,7 @@ type internal Transmitter(faults: FaultPlan) =
                 | 0 ->
                     match terminal with
                     | Some action -> action
-                    | None -> this.Next destination
+                    | None -> this.NextOne destination
                 | n ->
                     let n =
                         if bareLf then
@@ -389,7 +394,35 @@ type internal Transmitter(faults: FaultPlan) =
                     if drip.IsSome && drip.Value > TimeSpan.Zero then
                         dripPause <- true
 
-                    if n = 0 then this.Next destination else WireAction.Write n
+                    if n = 0 then
+                        this.NextOne destination
+                    else
+                        WireAction.Write n
+
+    /// The next thing the host must do; Write n means destination[0..n) holds octets to send.
+    /// Without drip or latency faults, as many replies as fit are packed into one write: a
+    /// pipelined client then costs one system call per buffer, not two per message.
+    member this.Next(destination: Span<byte>) : WireAction =
+        match held with
+        | Some action ->
+            held <- None
+            action
+        | None ->
+            match this.NextOne destination with
+            | WireAction.Write n when drip.IsNone && latency.IsNone ->
+                let mutable total = n
+                let mutable go = true
+
+                while go && total < destination.Length && not this.IsIdle do
+                    match this.NextOne(destination.Slice total) with
+                    | WireAction.Write m -> total <- total + m
+                    | WireAction.ReadInput -> go <- false
+                    | other ->
+                        held <- Some other
+                        go <- false
+
+                WireAction.Write total
+            | action -> action
 
     interface IDisposable with
         member this.Dispose() = this.Advance()
