@@ -82,7 +82,14 @@ module internal Listings =
         | ListingAcc.Entries(entries, _) ->
             let entries = List.rev entries
             let numbers = entries |> List.map _.Number |> Array.ofList
-            checkNumbers c p keyword numbers (fun () -> answer c p (Reply.Listing entries))
+
+            checkNumbers c p keyword numbers (fun () ->
+                c.S <-
+                    { c.S with
+                        ListedSizes = entries |> List.fold (fun m e -> Map.add e.Number e.Octets m) c.S.ListedSizes
+                    }
+
+                answer c p (Reply.Listing entries))
         | ListingAcc.Uids(entries, _) ->
             let entries = List.rev entries
             let numbers = entries |> List.map _.Number |> Array.ofList

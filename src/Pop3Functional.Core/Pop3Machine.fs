@@ -43,6 +43,9 @@ type Pop3EventKind =
     | QuirkTolerated = 11
     /// The session failed (protocol violation, closed connection, write failure): Failure. Sticky.
     | Failed = 12
+    /// A RETR delivered another size than LIST announced: Message, ListedOctets, Octets
+    /// (delivered). Informational, just before BodyEnded (DESIGN §9: Courier, Exchange).
+    | SizeMismatch = 13
 
 /// The four error kinds of DESIGN §4.
 type Pop3ErrorKind =
@@ -236,8 +239,12 @@ type Pop3Output internal (kind: Pop3OutputKind, eventKind: Pop3EventKind) =
     member val Failure: Pop3Failure = Unchecked.defaultof<_> with get, internal set
     /// QuirkTolerated: the quirk's name ("bare-lf").
     member val Quirk: string = null with get, internal set
-    /// BodyEnded: octets delivered. Answered STAT or login: the maildrop octets.
+    /// BodyEnded, SizeMismatch: octets delivered. Answered STAT or login: the maildrop octets.
     member val Octets = 0UL with get, internal set
+    /// SizeMismatch: the message number.
+    member val Message = 0UL with get, internal set
+    /// SizeMismatch: the size LIST announced.
+    member val ListedOctets = 0UL with get, internal set
     /// Answered STAT or login: the message count.
     member val Count = 0UL with get, internal set
     /// Answered LIST (one or all).
@@ -358,6 +365,14 @@ type Pop3Machine
                 |> fun r ->
                     r.RequestId <- id
                     r.Octets <- octets
+                    r
+            | Event.SizeMismatch(id, message, listed, delivered) ->
+                ev Pop3EventKind.SizeMismatch
+                |> fun r ->
+                    r.RequestId <- id
+                    r.Message <- message
+                    r.ListedOctets <- listed
+                    r.Octets <- delivered
                     r
             | Event.SaslChallenge(id, challenge) ->
                 ev Pop3EventKind.SaslChallenge

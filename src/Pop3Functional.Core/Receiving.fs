@@ -100,6 +100,14 @@ module internal Receiving =
                 popHead c
 
                 if p.Id > 0L then
+                    match p.Request with
+                    | Request.Retr n ->
+                        match c.S.ListedSizes.TryFind n with
+                        | Some listed when listed <> total.Value ->
+                            emit c (Event.SizeMismatch(p.Id, n, listed, total.Value))
+                        | _ -> ()
+                    | _ -> ()
+
                     emit c (Event.BodyEnded(p.Id, total.Value))
 
                 pump c

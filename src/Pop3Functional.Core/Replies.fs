@@ -124,6 +124,12 @@ module internal Replies =
                 answer c p (Reply.Stat st))
         | Request.List(Some n), _ ->
             parsedOr c keyword (ReplyParser.listEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->
+                if e.Number = n then
+                    c.S <-
+                        { c.S with
+                            ListedSizes = c.S.ListedSizes.Add(n, e.Octets)
+                        }
+
                 answerFor c p n e.Number (Reply.ListEntry e))
         | Request.Uidl(Some n), _ ->
             parsedOr c keyword (ReplyParser.uidEntry c.S.Options.Quirks (statusPayload line).Span) (fun e ->

@@ -26,6 +26,7 @@ module Session =
             HighestCallerId = 0L
             QuirksReported = Set.empty
             ChannelBinding = None
+            ListedSizes = Map.empty
         }
 
     let private endOfStream (c: Ctx) =

@@ -52,6 +52,11 @@ type Event =
     | BodyData of RequestId * ReadOnlyMemory<byte>
     /// The body is complete; octets delivered (after unstuffing).
     | BodyEnded of RequestId * octets: uint64
+    /// A RETR delivered another number of octets than LIST announced for the message in this
+    /// session; informational, just before BodyEnded. Servers do this (Courier rewrites raw 8-bit
+    /// headers, Exchange lists compressed sizes: DESIGN §9, peers.md §4.9): never size anything
+    /// from LIST alone.
+    | SizeMismatch of RequestId * message: uint64 * listed: uint64 * delivered: uint64
     /// A decoded SASL challenge; answer with SaslRespond or SaslCancel.
     | SaslChallenge of RequestId * byte[]
     /// The server answered -ERR.

@@ -220,4 +220,7 @@ type SessionState =
         QuirksReported: Set<Quirk>
         /// Channel-binding data from the TLS layer, for SCRAM-*-PLUS (RFC 5929).
         ChannelBinding: byte[] option
+        /// Message sizes LIST announced in this session, to report a RETR that delivers another
+        /// size (Courier's 8-bit header rewrite, Exchange's compressed sizes: DESIGN §9).
+        ListedSizes: Map<uint64, uint64>
     }

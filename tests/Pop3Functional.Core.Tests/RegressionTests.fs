@@ -480,3 +480,74 @@ let drip =
         Expect.equal s.Partial.Length 8000 "the line is held"
         // Copying the held line on every step would allocate about 8000²/2 = 32 MB.
         Expect.isLessThan allocated 8_000_000L $"allocated {allocated} bytes for 8,000 one-byte steps"
+
+[<Tests>]
+let sizeMismatch =
+    testList
+        "RegressionTests.size mismatch"
+        [
+            testCase
+                "a RETR that delivers another size than LIST announced is reported, once, before BodyEnded (DESIGN §9)"
+            <| fun () ->
+                let s0 = loggedIn plain 2 false
+
+                let _, outs =
+                    runAll
+                        s0
+                        [
+                            Input.Submit(1L, Request.List None)
+                            received "+OK\r\n1 5\r\n2 100\r\n.\r\n"
+                            Input.Submit(2L, Request.Retr 1UL)
+                            received "+OK\r\nabc\r\n.\r\n"
+                            Input.Submit(3L, Request.Retr 2UL)
+                            received "+OK\r\nlonger than listed? no: shorter\r\n.\r\n"
+                            Input.Submit(4L, Request.Top(2UL, 0UL))
+                            received "+OK\r\nx\r\n.\r\n"
+                        ]
+
+                let mismatches =
+                    events outs
+                    |> List.choose (function
+                        | Event.SizeMismatch(id, n, listed, delivered) -> Some(id, n, listed, delivered)
+                        | _ -> None)
+
+                // Message 1: 5 octets listed, "abc\r\n" delivered: equal, nothing. Message 2 differs.
+                // TOP delivers part of a message by design: never compared.
+                Expect.equal mismatches [ 3L, 2UL, 100UL, 33UL ] "only message 2"
+
+                let order =
+                    events outs
+                    |> List.filter (function
+                        | Event.SizeMismatch(3L, _, _, _)
+                        | Event.BodyEnded(3L, _) -> true
+                        | _ -> false)
+
+                Expect.equal
+                    order
+                    [ Event.SizeMismatch(3L, 2UL, 100UL, 33UL); Event.BodyEnded(3L, 33UL) ]
+                    "before BodyEnded"
+
+            testCase "without a LIST in the session there is nothing to compare, and a single LIST counts too"
+            <| fun () ->
+                let s0 = loggedIn plain 2 false
+
+                let _, outs =
+                    runAll
+                        s0
+                        [
+                            Input.Submit(1L, Request.Retr 1UL)
+                            received "+OK\r\nabc\r\n.\r\n"
+                            Input.Submit(2L, Request.List(Some 2UL))
+                            received "+OK 2 7\r\n"
+                            Input.Submit(3L, Request.Retr 2UL)
+                            received "+OK\r\nabc\r\n.\r\n"
+                        ]
+
+                let mismatches =
+                    events outs
+                    |> List.filter (function
+                        | Event.SizeMismatch _ -> true
+                        | _ -> false)
+
+                Expect.equal mismatches [ Event.SizeMismatch(3L, 2UL, 7UL, 5UL) ] "only after LIST 2"
+        ]

@@ -584,7 +584,12 @@ let outlook =
                 S "+OK"
                 yield! serve exchangeMessage
                 // The body is far shorter than LIST said: an event, not an error.
-                Expect [ follows 3L ""; ended 3L crlf exchangeMessage ]
+                Expect
+                    [
+                        follows 3L ""
+                        Is(Event.SizeMismatch(3L, 1UL, 4100UL, octets crlf exchangeMessage))
+                        ended 3L crlf exchangeMessage
+                    ]
                 Body(3L, bodyOf crlf exchangeMessage)
                 Submit(4L, Request.Quit)
                 C "QUIT"
@@ -983,6 +988,8 @@ let courier =
                 Expect
                     [
                         follows 4L "2857 octets follow."
+                        // Courier's rewrite (DESIGN §9): LIST said 2,150, RETR delivers 2,884.
+                        Is(Event.SizeMismatch(4L, 1UL, 2150UL, 2884UL))
                         Is(Event.BodyEnded(4L, 2884UL))
                         quit 5L "Bye-bye." []
                     ]
@@ -1229,9 +1236,12 @@ let qmail =
                                 Reply.Listing [ { Number = 1UL; Octets = 1200UL }; { Number = 2UL; Octets = 2256UL } ]
                             )
                         )
+                        // qmail's LIST counts the stored file (peers.md §4.9): sizes differ.
                         follows 4L ""
+                        Is(Event.SizeMismatch(4L, 1UL, 1200UL, octets crlf m1))
                         ended 4L crlf m1
                         follows 5L ""
+                        Is(Event.SizeMismatch(5L, 2UL, 2256UL, octets crlf m2))
                         ended 5L crlf m2
                     ]
                 Submit(6L, Request.Quit)

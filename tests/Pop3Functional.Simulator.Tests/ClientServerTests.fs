@@ -241,6 +241,7 @@ let eventsOf (r: RunResult) (id: RequestId) =
         | Event.Answered(i, _)
         | Event.BodyData(i, _)
         | Event.BodyEnded(i, _)
+        | Event.SizeMismatch(i, _, _, _)
         | Event.SaslChallenge(i, _)
         | Event.Rejected(i, _)
         | Event.Refused(i, _)
@@ -573,9 +574,8 @@ let private checkCourier (messages: TestMessage list) (sendUtf8: bool) (chunking
         let stored = messages[k - 1].Content
         let announced = snd listed[k - 1]
         check (announced = uint64 stored.Length) (fun () -> $"LIST {k} announces the stored size")
-        // The only trace of the mismatch in the client's events is BodyEnded's octet count: the
-        // core emits no event of its own for a body whose size differs from LIST.
         check (r.Final id = Some(Event.BodyEnded(id, uint64 body.Length))) (fun () -> $"RETR {k} ends")
+        let rewritten = not sendUtf8 && hasEightBitHeader stored
 
         let requestEvents =
             eventsOf r id
@@ -583,13 +583,16 @@ let private checkCourier (messages: TestMessage list) (sendUtf8: bool) (chunking
                 | Event.BodyData _ -> false
                 | _ -> true)
 
+        // The rewrite surfaces as a SizeMismatch event (DESIGN §9), never as a failure.
         check
             (match requestEvents with
-             | [ Event.Answered(_, Reply.MessageFollows _); Event.BodyEnded _ ] -> true
+             | [ Event.Answered(_, Reply.MessageFollows _); Event.BodyEnded _ ] -> not rewritten
+             | [ Event.Answered(_, Reply.MessageFollows _); Event.SizeMismatch(_, m, l, d); Event.BodyEnded _ ] ->
+                 rewritten && m = uint64 k && l = announced && d = uint64 body.Length
              | _ -> false)
-            (fun () -> $"RETR {k}: exactly MessageFollows and BodyEnded, got {requestEvents}")
+            (fun () -> $"RETR {k}: MessageFollows, SizeMismatch when rewritten, BodyEnded; got {requestEvents}")
 
-        if not sendUtf8 && hasEightBitHeader stored then
+        if rewritten then
             check (uint64 body.Length > announced && containsBytes body stored) (fun () ->
                 $"RETR {k}: more octets ({body.Length}) than LIST announced ({announced})")
         else

@@ -469,7 +469,8 @@ let tests =
                             expectIntact o p
 
                     for p in bodyPersonalities do
-                        testCase $"BodyLonger: the client delivers the longer body and reports nothing ({p.Name})"
+                        testCase
+                            $"BodyLonger: the client delivers the longer body and reports the size mismatch ({p.Name})"
                         <| fun () ->
                             let o =
                                 standard
@@ -503,7 +504,12 @@ let tests =
                                 (r.Final 4L)
                                 (Some(Event.BodyEnded(4L, listed + 200UL)))
                                 "BodyEnded counts them"
-                            // The core has no event for a body whose size differs from LIST.
+
+                            Expect.contains
+                                r.Events
+                                (Event.SizeMismatch(4L, 1UL, listed, listed + 200UL))
+                                "the size mismatch is an event (LIST 1 was asked)"
+
                             Expect.equal
                                 r.Quirks
                                 (r.Quirks
@@ -513,7 +519,8 @@ let tests =
                             Expect.equal (bodyOf r 5L) (content 2) "message 2 exact"
 
                     for p in bodyPersonalities do
-                        testCase $"BodyShorter: the client delivers the shorter body and reports nothing ({p.Name})"
+                        testCase
+                            $"BodyShorter: the client delivers the shorter body; without a LIST there is no size to compare ({p.Name})"
                         <| fun () ->
                             let o = standard p (FaultPlan.Of(Fault.BodyShorter(nth "RETR" 1, 100))) retrieveAll
                             let r = o.R
@@ -531,6 +538,14 @@ let tests =
 
                             Expect.equal body expected "cut, completed to a whole line"
                             Expect.equal (r.Final 3L) (Some(Event.BodyEnded(3L, uint64 body.Length))) "ended"
+
+                            Expect.isFalse
+                                (r.Events
+                                 |> List.exists (function
+                                     | Event.SizeMismatch _ -> true
+                                     | _ -> false))
+                                "no LIST, no comparison"
+
                             Expect.equal (bodyOf r 4L) (content 2) "message 2 exact"
 
                     for p in bodyPersonalities do
