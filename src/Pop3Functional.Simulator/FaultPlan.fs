@@ -1,6 +1,7 @@
 namespace Pop3Functional.Simulator
 
 open System
+open System.Runtime.InteropServices
 
 /// Which replies a fault applies to.
 [<RequireQualifiedAccess>]
@@ -86,3 +87,153 @@ type FaultPlan =
 
     /// True when the plan has no faults.
     member this.IsEmpty = List.isEmpty this.Faults
+
+/// C#-friendly factories for faults and their triggers (F# code can use the union cases directly).
+[<AbstractClass; Sealed>]
+type Faults =
+    /// Every command.
+    static member Always = FaultTrigger.Always
+
+    /// The nth command line of the session, counting from 1 (0 is the greeting).
+    static member OnCommand(n: int) = FaultTrigger.NthCommand n
+
+    /// Every command with this keyword ("RETR", "LIST", ...).
+    static member OnVerb(verb: string) = FaultTrigger.Verb verb
+
+    /// The nth command with this keyword, counting from 1.
+    static member OnVerb(verb: string, n: int) = FaultTrigger.NthOfVerb(verb, n)
+
+    /// Wait this long before sending each reply.
+    static member Latency(delay: TimeSpan) = Fault.Latency delay
+
+    /// Send one octet per write, waiting this long between octets.
+    static member Drip(pause: TimeSpan) = Fault.Drip pause
+
+    /// Close the connection once this many octets have been sent.
+    static member DisconnectAfterOctets(octets: int64) = Fault.DisconnectAfterOctets octets
+
+    /// Send every CRLF as a bare LF.
+    static member BareLineFeeds = Fault.BareLineFeeds
+
+    /// Send these octets right after the +OK to STLS, before the handshake.
+    static member InjectAfterStls(bytes: byte[]) = Fault.InjectAfterStls bytes
+
+    /// Answer the triggered command with "-ERR [code] text" (code null or empty: no code).
+    static member ErrorReply(trigger: FaultTrigger, code: string, text: string) =
+        Fault.ErrorReply(trigger, (if String.IsNullOrEmpty code then None else Some code), text)
+
+    /// Answer with a line that is not a status line.
+    static member GarbageLine(trigger: FaultTrigger) = Fault.GarbageLine trigger
+
+    /// Answer with a status line of this many octets.
+    static member OversizedLine(trigger: FaultTrigger, octets: int) = Fault.OversizedLine(trigger, octets)
+
+    /// Answer with a line that never ends.
+    static member NeverEndingLine(trigger: FaultTrigger) = Fault.NeverEndingLine trigger
+
+    /// Never answer this command, or anything after it.
+    static member Silence(trigger: FaultTrigger) = Fault.Silence trigger
+
+    /// Close the connection after this many body octets of a RETR/TOP.
+    static member DisconnectInBody(trigger: FaultTrigger, afterOctets: int64) =
+        Fault.DisconnectInBody(trigger, afterOctets)
+
+    /// Send a RETR/TOP body without its terminator, then close.
+    static member MissingTerminatorThenClose(trigger: FaultTrigger) =
+        Fault.MissingTerminatorThenClose trigger
+
+    /// Send a RETR body this many octets longer than LIST announced.
+    static member BodyLonger(trigger: FaultTrigger, extraOctets: int) = Fault.BodyLonger(trigger, extraOctets)
+
+    /// Send a RETR body this many octets shorter than LIST announced.
+    static member BodyShorter(trigger: FaultTrigger, missingOctets: int) =
+        Fault.BodyShorter(trigger, missingOctets)
+
+    /// Send a RETR body that never ends.
+    static member NeverEndingMessage(trigger: FaultTrigger) = Fault.NeverEndingMessage trigger
+
+    /// Multi-line LIST/UIDL skip every second message.
+    static member ListingGaps = Fault.ListingGaps
+
+    /// Multi-line LIST/UIDL repeat the first entry.
+    static member ListingDuplicates = Fault.ListingDuplicates
+
+    /// Multi-line LIST/UIDL in reverse order.
+    static member ListingDisorder = Fault.ListingDisorder
+
+    /// Multi-line LIST reports sizes above 2^32.
+    static member ListingHugeNumbers = Fault.ListingHugeNumbers
+
+    /// Multi-line UIDL gives every message the same UID.
+    static member DuplicateUids = Fault.DuplicateUids
+
+    /// SASL challenges that are not base64.
+    static member SaslNotBase64 = Fault.SaslNotBase64
+
+    /// Finds a named fault plan for command lines and demos: "none", "latency", "drip",
+    /// "disconnect", "bare-lf", "stls-injection", "err-retr", "garbage", "oversized", "endless-line",
+    /// "silence", "cut-body", "no-terminator", "longer", "shorter", "endless-message", "gaps",
+    /// "duplicates", "disorder", "huge-numbers", "duplicate-uids", "sasl-not-base64".
+    static member TryParse(name: string, [<Out>] plan: byref<FaultPlan>) : bool =
+        let retr = FaultTrigger.Verb "RETR"
+
+        let fault =
+            match (if isNull name then "" else name.Trim().ToLowerInvariant()) with
+            | "none" -> Some None
+            | "latency" -> Some(Some(Fault.Latency(TimeSpan.FromMilliseconds 50.0)))
+            | "drip" -> Some(Some(Fault.Drip(TimeSpan.FromMilliseconds 1.0)))
+            | "disconnect" -> Some(Some(Fault.DisconnectAfterOctets 4096L))
+            | "bare-lf" -> Some(Some Fault.BareLineFeeds)
+            | "stls-injection" -> Some(Some(Fault.InjectAfterStls "+OK injected\r\n"B))
+            | "err-retr" -> Some(Some(Fault.ErrorReply(retr, Some "SYS/TEMP", "Try again later.")))
+            | "garbage" -> Some(Some(Fault.GarbageLine(FaultTrigger.Verb "STAT")))
+            | "oversized" -> Some(Some(Fault.OversizedLine(FaultTrigger.Verb "STAT", 100_000)))
+            | "endless-line" -> Some(Some(Fault.NeverEndingLine(FaultTrigger.Verb "STAT")))
+            | "silence" -> Some(Some(Fault.Silence(FaultTrigger.Verb "RETR")))
+            | "cut-body" -> Some(Some(Fault.DisconnectInBody(FaultTrigger.NthOfVerb("RETR", 2), 1000L)))
+            | "no-terminator" -> Some(Some(Fault.MissingTerminatorThenClose(FaultTrigger.NthOfVerb("RETR", 2))))
+            | "longer" -> Some(Some(Fault.BodyLonger(retr, 100)))
+            | "shorter" -> Some(Some(Fault.BodyShorter(retr, 10)))
+            | "endless-message" -> Some(Some(Fault.NeverEndingMessage(FaultTrigger.NthOfVerb("RETR", 1))))
+            | "gaps" -> Some(Some Fault.ListingGaps)
+            | "duplicates" -> Some(Some Fault.ListingDuplicates)
+            | "disorder" -> Some(Some Fault.ListingDisorder)
+            | "huge-numbers" -> Some(Some Fault.ListingHugeNumbers)
+            | "duplicate-uids" -> Some(Some Fault.DuplicateUids)
+            | "sasl-not-base64" -> Some(Some Fault.SaslNotBase64)
+            | _ -> None
+
+        match fault with
+        | Some f ->
+            plan <- { Faults = Option.toList f }
+            true
+        | None ->
+            plan <- FaultPlan.None
+            false
+
+    /// The names TryParse knows.
+    static member Names: string[] =
+        [|
+            "none"
+            "latency"
+            "drip"
+            "disconnect"
+            "bare-lf"
+            "stls-injection"
+            "err-retr"
+            "garbage"
+            "oversized"
+            "endless-line"
+            "silence"
+            "cut-body"
+            "no-terminator"
+            "longer"
+            "shorter"
+            "endless-message"
+            "gaps"
+            "duplicates"
+            "disorder"
+            "huge-numbers"
+            "duplicate-uids"
+            "sasl-not-base64"
+        |]
