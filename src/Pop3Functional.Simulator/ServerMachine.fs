@@ -733,6 +733,8 @@ module ServerMachine =
                 { ctx.S with
                     Phase = ServerPhase.Closed
                 }
+        | "TOP", _ when not p.Top -> send ctx "-ERR Unknown command."
+        | "UIDL", _ when not p.Uidl -> send ctx "-ERR Unknown command."
         | ("USER" | "PASS" | "APOP" | "AUTH" | "STLS" | "UTF8" | "RPOP"), _ -> send ctx "-ERR Already logged in."
         | ("STAT" | "LIST" | "RETR" | "DELE" | "NOOP" | "RSET" | "TOP" | "UIDL" | "QUIT"), _ ->
             send ctx "-ERR Invalid arguments."

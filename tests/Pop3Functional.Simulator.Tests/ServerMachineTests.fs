@@ -353,6 +353,19 @@ let tests =
                 Expect.equal (d.Say "LANG") "-ERR Unknown command.\r\n" "no LANG"
             }
 
+            test "a server without the optional TOP and UIDL does not know them (RFC 1939 §7)" {
+                let c, _ =
+                    loggedIn
+                        { Personalities.simulator with
+                            Top = false
+                            Uidl = false
+                        }
+
+                Expect.equal (c.Say "TOP 1 0") "-ERR Unknown command.\r\n" "TOP"
+                Expect.equal (c.Say "UIDL") "-ERR Unknown command.\r\n" "UIDL"
+                Expect.equal (c.Say "UIDL 1") "-ERR Unknown command.\r\n" "UIDL 1"
+            }
+
             test "RPOP is refused unless the personality accepts it (RFC 1081)" {
                 let c = Conversation(options Personalities.simulator, mailbox ())
                 c.Drain() |> ignore
