@@ -77,3 +77,12 @@ module SimulatorCertificate =
         | "1.2.840.10045.4.3.4" -> // ecdsa-with-SHA512
             SHA512.HashData(certificate.RawData)
         | _ -> SHA256.HashData(certificate.RawData)
+
+    /// A self-signed server certificate, for C# (the same as create subjectName). Dispose it when done.
+    let Create (subjectName: string) : X509Certificate2 = create subjectName
+
+    /// The certificate's SHA-256 fingerprint, for C# (the same as sha256Fingerprint certificate).
+    let Sha256Fingerprint (certificate: X509Certificate2) : string = sha256Fingerprint certificate
+
+    /// The tls-server-end-point channel binding, for C# (the same as serverEndPointBinding certificate).
+    let ServerEndPointBinding (certificate: X509Certificate2) : byte[] = serverEndPointBinding certificate

@@ -1,6 +1,7 @@
 namespace Pop3Functional.Simulator
 
 open System
+open System.Collections.Generic
 open System.Text
 
 /// One generated message.
@@ -42,6 +43,29 @@ type GeneratorOptions =
             IncludeLarge = false
             LargeSize = 8L * 1024L * 1024L
         }
+
+    /// These options with another seed.
+    member this.WithSeed(seed: int) = { this with Seed = seed }
+
+    /// These options with another number of messages.
+    member this.WithCount(count: int) = { this with Count = count }
+
+    /// These options with other size bounds (MinSize and MaxSize, in octets).
+    member this.WithSizes(minSize: int, maxSize: int64) =
+        { this with
+            MinSize = minSize
+            MaxSize = maxSize
+        }
+
+    /// These options with one large message of largeSize octets, served in constant memory.
+    member this.WithLargeMessage(largeSize: int64) =
+        { this with
+            IncludeLarge = true
+            LargeSize = largeSize
+        }
+
+    /// These options without the large message.
+    member this.WithoutLargeMessage() = { this with IncludeLarge = false }
 
 /// Deterministic mailboxes of realistic RFC 5322 mail with the cases that trip POP3 servers and
 /// clients: dot-stuffing, 998-octet lines, raw 8-bit and encoded-word headers, folding, nested
@@ -936,3 +960,14 @@ module MailboxGenerator =
                 Kind = kind
             })
         |> List.ofArray
+
+    /// The kinds message knows, for C# (the same as kinds).
+    let Kinds: IReadOnlyList<string> = Array.AsReadOnly(Array.ofList kinds)
+
+    /// One message of the given kind, for C# (the same as message kind seed size).
+    let Message (kind: string, seed: int, size: int) : GeneratedMessage = message kind seed size
+
+    /// A mailbox of options.Count messages in delivery order, for C# (the same messages as
+    /// generate options, as a read-only list).
+    let Generate (options: GeneratorOptions) : IReadOnlyList<GeneratedMessage> =
+        generate options |> Array.ofList :> IReadOnlyList<GeneratedMessage>

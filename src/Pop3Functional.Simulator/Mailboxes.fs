@@ -1,6 +1,7 @@
 namespace Pop3Functional.Simulator
 
 open System
+open System.Collections.Generic
 open System.Text
 open System.Runtime.InteropServices
 open System.Threading
@@ -100,6 +101,21 @@ and [<Sealed>] Mailbox internal (owner: Mailboxes, user: string) =
         (content: MessageContent, [<Optional; DefaultParameterValue(null: string)>] uid: string)
         : StoredMessage =
         owner.Deliver(user, content, uid)
+
+    /// Adds a generated message (MailboxGenerator) with its own UID; returns it.
+    member _.Add(message: GeneratedMessage) : StoredMessage =
+        ArgumentNullException.ThrowIfNull(box message, nameof message)
+        owner.Deliver(user, message.Content, message.Uid)
+
+    /// Adds generated messages in order, each with its own UID; returns them as stored.
+    member this.AddRange(messages: GeneratedMessage seq) : IReadOnlyList<StoredMessage> =
+        ArgumentNullException.ThrowIfNull messages
+        messages |> Seq.map this.Add |> Array.ofSeq :> IReadOnlyList<StoredMessage>
+
+    /// Generates a mailbox (MailboxGenerator.generate options) and adds every message in order;
+    /// returns them as stored.
+    member this.AddGenerated(options: GeneratorOptions) : IReadOnlyList<StoredMessage> =
+        this.AddRange(MailboxGenerator.generate options)
 
     /// The messages now.
     member _.Messages: StoredMessage list = owner.Messages user

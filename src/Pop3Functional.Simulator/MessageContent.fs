@@ -52,6 +52,11 @@ type MessageContent() =
         ArgumentNullException.ThrowIfNull parts
         ConcatContent(Array.ofSeq parts)
 
+    /// Several contents served one after the other.
+    static member Concat([<ParamArray>] parts: MessageContent[]) : MessageContent =
+        ArgumentNullException.ThrowIfNull parts
+        ConcatContent(Array.copy parts)
+
     /// Reads the whole content into an array (for tests and small messages).
     member this.ToArray() : byte[] =
         if this.Length > int64 Array.MaxLength then

@@ -1,6 +1,9 @@
 namespace Pop3Functional.Simulator
 
 open System
+open System.Collections.Generic
+open System.Runtime.CompilerServices
+open System.Runtime.InteropServices
 
 /// Presets that reproduce real POP3 servers (DESIGN §9, reference/peers.md §4). Capability lists
 /// follow the Personality conventions: "STLS" is listed only when STLS is possible on the
@@ -383,3 +386,133 @@ module Personalities =
         all
         |> List.tryFind (fun (n, _) -> String.Equals(n, name, StringComparison.OrdinalIgnoreCase))
         |> Option.map snd
+
+    /// Finds a preset by name, case-insensitively, for C#: true and the preset, or false.
+    let TryFind (name: string, [<Out>] personality: byref<Personality>) : bool =
+        match tryFind name with
+        | Some p ->
+            personality <- p
+            true
+        | None ->
+            personality <- Unchecked.defaultof<Personality>
+            false
+
+    /// The preset names, in the order of all.
+    let Names: IReadOnlyList<string> =
+        Array.AsReadOnly(all |> List.map fst |> Array.ofList)
+
+/// Changes one field of a Personality, for C# (F# can copy and update:
+/// { Personalities.dovecot with Apop = false }). Each returns a new personality.
+[<Extension; AbstractClass; Sealed>]
+type PersonalityExtensions =
+    /// This personality with another name.
+    [<Extension>]
+    static member WithName(personality: Personality, name: string) = { personality with Name = name }
+
+    /// This personality with another greeting text ("{timestamp}" becomes the APOP timestamp).
+    [<Extension>]
+    static member WithGreeting(personality: Personality, greeting: string) =
+        { personality with Greeting = greeting }
+
+    /// This personality answering CAPA, or not ("-ERR", as an RFC 1939-only server does).
+    [<Extension>]
+    static member WithCapaSupported(personality: Personality, supported: bool) =
+        { personality with
+            CapaSupported = supported
+        }
+
+    /// This personality with other CAPA lines in the AUTHORIZATION state, in order.
+    [<Extension>]
+    static member WithCapabilitiesBeforeLogin(personality: Personality, [<ParamArray>] lines: string[]) =
+        { personality with
+            CapabilitiesBeforeLogin = List.ofArray lines
+        }
+
+    /// This personality with other CAPA lines in the TRANSACTION state, in order.
+    [<Extension>]
+    static member WithCapabilitiesAfterLogin(personality: Personality, [<ParamArray>] lines: string[]) =
+        { personality with
+            CapabilitiesAfterLogin = List.ofArray lines
+        }
+
+    /// This personality with other SASL mechanisms, in the order CAPA lists them (none: no AUTH).
+    [<Extension>]
+    static member WithSaslMechanisms(personality: Personality, [<ParamArray>] mechanisms: string[]) =
+        { personality with
+            SaslMechanisms = List.ofArray mechanisms
+        }
+
+    /// This personality accepting USER/PASS, or not.
+    [<Extension>]
+    static member WithUserPass(personality: Personality, enabled: bool) = { personality with UserPass = enabled }
+
+    /// This personality accepting APOP, or not.
+    [<Extension>]
+    static member WithApop(personality: Personality, enabled: bool) = { personality with Apop = enabled }
+
+    /// This personality accepting RPOP (RFC 1081), or not.
+    [<Extension>]
+    static member WithRpop(personality: Personality, enabled: bool) = { personality with Rpop = enabled }
+
+    /// This personality accepting TOP, or not.
+    [<Extension>]
+    static member WithTop(personality: Personality, enabled: bool) = { personality with Top = enabled }
+
+    /// This personality accepting UIDL, or not.
+    [<Extension>]
+    static member WithUidl(personality: Personality, enabled: bool) = { personality with Uidl = enabled }
+
+    /// This personality accepting UTF8 (RFC 6856), or not.
+    [<Extension>]
+    static member WithUtf8(personality: Personality, enabled: bool) = { personality with Utf8 = enabled }
+
+    /// This personality offering these languages to LANG, as (tag, description) pairs (none: no LANG).
+    [<Extension>]
+    static member WithLanguages(personality: Personality, [<ParamArray>] languages: struct (string * string)[]) =
+        { personality with
+            Languages = languages |> Array.map (fun struct (tag, name) -> tag, name) |> List.ofArray
+        }
+
+    /// This personality with response codes after -ERR, or without.
+    [<Extension>]
+    static member WithResponseCodes(personality: Personality, enabled: bool) =
+        { personality with
+            ResponseCodes = enabled
+        }
+
+    /// This personality with another way of writing an empty SASL challenge.
+    [<Extension>]
+    static member WithContinuation(personality: Personality, style: ContinuationStyle) =
+        { personality with
+            Continuation = style
+        }
+
+    /// This personality with another text after +OK to RETR/TOP.
+    [<Extension>]
+    static member WithRetrStatus(personality: Personality, style: RetrStatusStyle) =
+        { personality with RetrStatus = style }
+
+    /// This personality with another text after +OK to QUIT (empty: a bare "+OK").
+    [<Extension>]
+    static member WithQuitText(personality: Personality, text: string) = { personality with QuitText = text }
+
+    /// This personality rewriting messages with raw 8-bit headers (Courier), or not.
+    [<Extension>]
+    static member WithRewritesEightBitHeaders(personality: Personality, enabled: bool) =
+        { personality with
+            RewritesEightBitHeaders = enabled
+        }
+
+    /// This personality locking the maildrop for the session ([IN-USE] for a second one), or not.
+    [<Extension>]
+    static member WithLocksMaildrop(personality: Personality, enabled: bool) =
+        { personality with
+            LocksMaildrop = enabled
+        }
+
+    /// This personality enforcing this minimum time between logins ([LOGIN-DELAY]; zero: none).
+    [<Extension>]
+    static member WithEnforcedLoginDelay(personality: Personality, delay: TimeSpan) =
+        { personality with
+            EnforcedLoginDelay = delay
+        }

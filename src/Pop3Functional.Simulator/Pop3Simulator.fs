@@ -5,6 +5,7 @@ open System.Collections.Generic
 open System.IO
 open System.Net
 open System.Net.Sockets
+open System.Runtime.CompilerServices
 open System.Runtime.InteropServices
 open System.Security.Cryptography.X509Certificates
 open System.Threading
@@ -64,6 +65,47 @@ type SimulatorOptions =
             Server = this.Server.WithFaults faults
         }
 
+    /// These options with a fault plan made of these faults (none: an honest server), so C# can
+    /// write WithFaults(Faults.Silence(Faults.OnVerb("STAT"))) without building a FaultPlan.
+    member this.WithFaults([<ParamArray>] faults: Fault[]) =
+        { this with
+            Server = this.Server.WithFaults faults
+        }
+
+    /// These options with another host name (in greetings and challenges).
+    member this.WithHostname(hostname: string) =
+        { this with
+            Server = this.Server.WithHostname hostname
+        }
+
+    /// These options with another clock for APOP timestamps and LOGIN-DELAY (null: the system clock).
+    member this.WithClock(clock: Func<DateTimeOffset>) =
+        { this with
+            Server = this.Server.WithClock clock
+        }
+
+    /// These options with USER/PASS, PLAIN and LOGIN refused before TLS (required) or not.
+    member this.WithRequireTlsForPlaintextAuth(required: bool) =
+        { this with
+            Server = this.Server.WithRequireTlsForPlaintextAuth required
+        }
+
+    /// These options with the implicit-TLS listener (POP3S) on or off.
+    member this.WithImplicitTls(enabled: bool) =
+        { this with
+            EnableImplicitTls = enabled
+        }
+
+    /// These options with STLS offered on the plaintext listener, or not.
+    member this.WithStls(enabled: bool) = { this with EnableStls = enabled }
+
+    /// These options with the transcript kept (at most maxLines lines; 100,000 when omitted) or not.
+    member this.WithTranscript(record: bool, [<Optional; DefaultParameterValue(100_000)>] maxLines: int) =
+        { this with
+            RecordTranscript = record
+            MaxTranscriptLines = maxLines
+        }
+
     /// These options with another base seed.
     member this.WithSeed(seed: int) =
         { this with
@@ -92,6 +134,23 @@ type SimulatorOptions =
 
     /// These options with another listening address.
     member this.WithAddress(address: IPAddress) = { this with Address = address }
+
+/// C#-friendly hosting of a ServerConnection you created yourself (F# can use ConnectionHost.runAsync).
+[<Extension; AbstractClass; Sealed>]
+type ServerConnectionExtensions =
+    /// Serves one connection over stream until the session ends, as ConnectionHost.runAsync does:
+    /// owns stream and connection (both disposed at the end); with a certificate STLS runs a TLS
+    /// handshake, without one (null or omitted) a StartTls closes the connection. I/O errors and
+    /// cancellation end the connection quietly.
+    [<Extension>]
+    static member RunAsync
+        (
+            connection: ServerConnection,
+            stream: Stream,
+            [<Optional; DefaultParameterValue(null: X509Certificate2)>] certificate: X509Certificate2,
+            [<Optional>] cancellationToken: CancellationToken
+        ) : Task =
+        ConnectionHost.runAsync connection stream (Option.ofObj certificate) cancellationToken
 
 /// A running POP3 server simulator: a plaintext listener (STLS when enabled), an implicit-TLS
 /// listener, and in-memory connections, all sharing one set of mailboxes and one transcript.

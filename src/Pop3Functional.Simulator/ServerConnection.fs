@@ -49,6 +49,41 @@ type ServerOptions =
     /// This configuration with another clock.
     member this.WithClock(clock: Func<DateTimeOffset>) = { this with Clock = clock }
 
+    /// This configuration with a fault plan made of these faults (none: an honest server).
+    member this.WithFaults([<ParamArray>] faults: Fault[]) =
+        { this with
+            Faults = FaultPlan.Of(faults)
+        }
+
+    /// This configuration with another personality.
+    member this.WithPersonality(personality: Personality) = { this with Personality = personality }
+
+    /// This configuration with another host name (in greetings and challenges).
+    member this.WithHostname(hostname: string) =
+        ArgumentException.ThrowIfNullOrWhiteSpace hostname
+        { this with Hostname = hostname }
+
+    /// This configuration with USER/PASS, PLAIN and LOGIN refused before TLS (required) or not.
+    member this.WithRequireTlsForPlaintextAuth(required: bool) =
+        { this with
+            RequireTlsForPlaintextAuth = required
+        }
+
+    /// This configuration with another longest command line (CRLF included).
+    member this.WithMaxCommandOctets(octets: int) = { this with MaxCommandOctets = octets }
+
+    /// This configuration with another longest SASL response line.
+    member this.WithMaxSaslResponseOctets(octets: int) =
+        { this with
+            MaxSaslResponseOctets = octets
+        }
+
+    /// This configuration with another number of PBKDF2 iterations for SCRAM.
+    member this.WithScramIterations(iterations: int) =
+        { this with
+            ScramIterations = iterations
+        }
+
 /// What a host does next with a connection.
 type ServerActionKind =
     /// Send ServerAction.Count octets from the start of the buffer given to Next.

@@ -59,6 +59,21 @@ type Transcript(maxLines: int) =
         |> List.filter (fun l -> l.Speaker = Speaker.Client && (session = 0 || l.Session = session))
         |> List.map _.Text
 
+    /// The lines the client sent in every session, in order (ClientLines(0)).
+    member this.ClientLines() : string list = this.ClientLines 0
+
+    /// The lines the server sent in one session (or in all, with session 0); a body is one line.
+    member this.ServerLines(session: int) : string list =
+        this.Lines
+        |> List.filter (fun l -> l.Speaker = Speaker.Server && (session = 0 || l.Session = session))
+        |> List.map _.Text
+
+    /// The lines the server sent in every session, in order (ServerLines(0)).
+    member this.ServerLines() : string list = this.ServerLines 0
+
+    /// The number of lines kept now.
+    member _.Count = lock gate (fun () -> lines.Count)
+
     /// Forgets everything.
     member _.Clear() = lock gate (fun () -> lines.Clear())
 
