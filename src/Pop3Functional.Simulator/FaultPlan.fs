@@ -8,7 +8,8 @@ open System.Runtime.InteropServices
 type FaultTrigger =
     /// Every command (or every one the fault can apply to).
     | Always
-    /// The nth command line of the session, counting from 1 (SASL response lines included).
+    /// The nth command line of the session, counting from 1 (SASL response lines included); 0 is
+    /// the greeting.
     | NthCommand of int
     /// Every command with this keyword ("RETR", "LIST", ...), case-insensitive.
     | Verb of string

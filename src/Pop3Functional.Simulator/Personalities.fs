@@ -225,7 +225,8 @@ module Personalities =
     /// capabilities change at login (peers.md §4.4; MailKit UnitTests/Net/Pop3/Resources/gmail
     /// capa1.txt and capa2.txt): SASL before login only, PIPELINING after login only; USER,
     /// RESP-CODES, EXPIRE 0, LOGIN-DELAY 300 and the vendor token X-GOOGLE-RICO (peers.md §4.13);
-    /// "+OK message follows" to RETR (MailKit gmail/retr1.txt), "+ " continuations (peers.md §4.2).
+    /// "+OK message follows" to RETR (MailKit gmail/retr1.txt; the simulator sends its one
+    /// no-size text, "+OK Message follows."), "+ " continuations (peers.md §4.2).
     let gmail: Personality =
         {
             Name = "gmail"
