@@ -12,6 +12,9 @@ type StoredMessage =
         Uid: string
         /// The message octets (CRLF line ends, not dot-stuffed).
         Content: MessageContent
+        /// The header holds raw octets above 127 (what Courier rewrites unless the client sent
+        /// UTF8); found once at delivery, so serving never has to look.
+        EightBitHeader: bool
     }
 
 /// What a session sees from login to QUIT (RFC 1939 §4: the maildrop is fixed at login).
@@ -112,6 +115,7 @@ module MailStore =
                     Key = store.nextKey
                     Uid = uid
                     Content = content
+                    EightBitHeader = MessageContent.HasEightBitHeader content
                 }
 
             let account =
@@ -140,7 +144,8 @@ module MailStore =
             let tooSoon =
                 match account.LastLogin with
                 | Some last when policy.LoginDelay > TimeSpan.Zero && now - last < policy.LoginDelay ->
-                    Some(policy.LoginDelay - (now - last))
+                    // A clock that went backwards never makes the wait longer than the delay.
+                    Some(min policy.LoginDelay (policy.LoginDelay - (now - last)))
                 | _ -> None
 
             match tooSoon with

@@ -57,6 +57,33 @@ type MessageContent() =
         ArgumentNullException.ThrowIfNull parts
         ConcatContent(Array.copy parts)
 
+    /// True when the header (up to the first empty line, at most 64 KiB) holds a raw octet above
+    /// 127. A message that starts with its empty line has an empty header (RFC 5322 §2.1).
+    static member HasEightBitHeader(content: MessageContent) : bool =
+        let head = Array.zeroCreate<byte>(int (min content.Length 65536L))
+        let mutable n = 0
+        let mutable go = true
+
+        while go && n < head.Length do
+            let read = content.CopyTo(int64 n, Span(head, n, head.Length - n))
+            if read = 0 then go <- false else n <- n + read
+
+        let head = ReadOnlySpan(head, 0, n)
+
+        let endOfHeader =
+            if head.StartsWith(ReadOnlySpan("\r\n"B)) then
+                0
+            else
+                head.IndexOf(ReadOnlySpan("\r\n\r\n"B))
+
+        let header =
+            if endOfHeader >= 0 then
+                head.Slice(0, endOfHeader)
+            else
+                head
+
+        header.IndexOfAnyInRange(128uy, 255uy) >= 0
+
     /// Reads the whole content into an array (for tests and small messages).
     member this.ToArray() : byte[] =
         if this.Length > int64 Array.MaxLength then
@@ -192,6 +219,7 @@ and internal StreamContent(openStream: Func<Stream>, length: int64) =
 and internal ConcatContent(parts: MessageContent[]) =
     inherit MessageContent()
     let total = parts |> Array.sumBy (fun p -> p.Length)
+    member _.Parts = parts
     override _.Length = total
 
     override _.CopyTo(offset, destination) =
@@ -209,3 +237,89 @@ and internal ConcatContent(parts: MessageContent[]) =
             i <- i + 1
 
         result
+
+/// Reads a content once from start to end, as serving does: a stream is opened once and read
+/// sequentially, a concatenation part by part (random access through CopyTo would reopen a
+/// stream for every piece).
+[<AbstractClass>]
+type internal ContentReader() =
+    /// Copies the next octets into destination; 0 at the end.
+    abstract Read: destination: Span<byte> -> int
+    /// Releases an open stream.
+    abstract Dispose: unit -> unit
+
+    interface IDisposable with
+        member this.Dispose() = this.Dispose()
+
+    /// A reader positioned at the start of content.
+    static member Open(content: MessageContent) : ContentReader =
+        match content with
+        | :? StreamContent as s -> new StreamReaderOfContent(s)
+        | :? ConcatContent as c -> new ConcatReader(c.Parts)
+        | other -> new OffsetReader(other)
+
+and internal OffsetReader(content: MessageContent) =
+    inherit ContentReader()
+    let mutable offset = 0L
+
+    override _.Read(destination) =
+        let n = content.CopyTo(offset, destination)
+        offset <- offset + int64 n
+        n
+
+    override _.Dispose() = ()
+
+and internal StreamReaderOfContent(content: StreamContent) =
+    inherit ContentReader()
+    let mutable stream: Stream = null
+    let mutable offset = 0L
+
+    override _.Read(destination) =
+        if offset >= content.Length then
+            0
+        else
+            if isNull stream then
+                stream <- content.Open()
+
+            let wanted = int (min (int64 destination.Length) (content.Length - offset))
+            let n = stream.Read(destination.Slice(0, wanted))
+            offset <- offset + int64 n
+            n
+
+    override _.Dispose() =
+        if not (isNull stream) then
+            stream.Dispose()
+            stream <- null
+
+and internal ConcatReader(parts: MessageContent[]) =
+    inherit ContentReader()
+    let mutable index = 0
+    let mutable current: ContentReader option = None
+
+    override this.Read(destination) =
+        let mutable result = 0
+
+        while result = 0 && index < parts.Length do
+            let reader =
+                match current with
+                | Some r -> r
+                | None ->
+                    let r = ContentReader.Open parts[index]
+                    current <- Some r
+                    r
+
+            result <- reader.Read destination
+
+            if result = 0 then
+                reader.Dispose()
+                current <- None
+                index <- index + 1
+
+        result
+
+    override _.Dispose() =
+        match current with
+        | Some r ->
+            r.Dispose()
+            current <- None
+        | None -> ()

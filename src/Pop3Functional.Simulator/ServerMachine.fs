@@ -19,7 +19,7 @@ type ServerPhase =
     /// AUTHORIZATION (RFC 1939 §4); the user name given by USER, if any.
     | Authorization of pendingUser: string option
     /// An AUTH exchange awaits the client's next response line (RFC 5034 §4).
-    | SaslExchange of mechanism: string * state: SaslServerState
+    | SaslExchange of mechanism: string * state: SaslServerState * nonce: string * salt: byte[]
     /// Credentials accepted; the host is opening the maildrop. Commands wait.
     | OpeningMaildrop of user: string
     /// TRANSACTION (RFC 1939 §5).
@@ -315,31 +315,23 @@ module ServerMachine =
             )
         | _ -> false
 
+    /// The context of an exchange: its nonce and salt are drawn once, when AUTH starts, and kept
+    /// in the phase, so every step sees the same ones (RFC 5802 §3).
+    let private contextOf (s: ServerSession) (nonce: string) (salt: byte[]) =
+        {
+            LookupPassword = s.Settings.LookupPassword
+            Nonce = nonce
+            Hostname = s.Settings.Hostname
+            ScramSalt = salt
+            ScramIterations = s.Settings.ScramIterations
+            ChannelBinding = None
+        }
+
     let private saslContext (ctx: Ctx) =
         let random, nonce = randomText ctx.S.Random 24
         let random, salt = randomBytes random 16
         ctx.S <- { ctx.S with Random = random }
-
-        {
-            LookupPassword = ctx.S.Settings.LookupPassword
-            Nonce = nonce
-            Hostname = ctx.S.Settings.Hostname
-            ScramSalt = salt
-            ScramIterations = ctx.S.Settings.ScramIterations
-            ChannelBinding = None
-        }
-
-    /// The context a SASL exchange continues with: the same nonce is not needed again, but the
-    /// mechanisms take a context per call, so a fresh one costs nothing and keeps them pure.
-    let private continueContext (s: ServerSession) =
-        {
-            LookupPassword = s.Settings.LookupPassword
-            Nonce = ""
-            Hostname = s.Settings.Hostname
-            ScramSalt = [||]
-            ScramIterations = s.Settings.ScramIterations
-            ChannelBinding = None
-        }
+        contextOf ctx.S nonce salt
 
     let private sendChallenge (ctx: Ctx) (challenge: byte[]) =
         if hasFault ctx.S Fault.SaslNotBase64 then
@@ -351,14 +343,16 @@ module ServerMachine =
         else
             send ctx ("+ " + Convert.ToBase64String challenge)
 
-    let private saslStep (ctx: Ctx) (mechanism: string) (step: SaslServerStep) =
+    /// The exchange keeps the context it started with: SCRAM's server nonce and salt must be the
+    /// same in every step (RFC 5802 §3).
+    let private saslStep (ctx: Ctx) (mechanism: string) (context: SaslContext) (step: SaslServerStep) =
         match step with
         | SaslServerStep.Challenge(state, challenge) ->
             sendChallenge ctx challenge
 
             ctx.S <-
                 { ctx.S with
-                    Phase = ServerPhase.SaslExchange(mechanism, state)
+                    Phase = ServerPhase.SaslExchange(mechanism, state, context.Nonce, context.ScramSalt)
                 }
         | SaslServerStep.Succeeded user -> openMaildrop ctx user
         | SaslServerStep.Failed reason ->
@@ -416,11 +410,19 @@ module ServerMachine =
                 match initial with
                 | Error() -> err ctx None "Invalid base64 data in initial response."
                 | Ok initial ->
-                    match SaslServer.start (saslContext ctx) mechanism initial with
-                    | Ok step -> saslStep ctx mechanism step
+                    let context = saslContext ctx
+
+                    match SaslServer.start context mechanism initial with
+                    | Ok step -> saslStep ctx mechanism context step
                     | Error reason -> err ctx None reason
 
-    let private saslResponse (ctx: Ctx) (mechanism: string) (state: SaslServerState) (line: string) =
+    let private saslResponse
+        (ctx: Ctx)
+        (mechanism: string)
+        (state: SaslServerState)
+        (context: SaslContext)
+        (line: string)
+        =
         if line = "*" then
             // RFC 5034 §4: the client cancels; the server answers -ERR.
             err ctx None "Authentication cancelled."
@@ -440,7 +442,7 @@ module ServerMachine =
                     { ctx.S with
                         Phase = ServerPhase.Authorization None
                     }
-            | Some bytes -> saslStep ctx mechanism (SaslServer.respond (continueContext ctx.S) state bytes)
+            | Some bytes -> saslStep ctx mechanism context (SaslServer.respond context state bytes)
 
     let private capa (ctx: Ctx) =
         if ctx.S.Settings.Personality.CapaSupported then
@@ -500,6 +502,7 @@ module ServerMachine =
                 openMaildrop ctx pendingUser.Value
             else
                 authFailed ctx
+        | "PASS", [] when pendingUser.IsSome -> send ctx "-ERR Missing password."
         | "PASS", _ -> send ctx "-ERR No user name given (USER first)."
         | "RPOP", [ _ ] when p.Rpop && pendingUser.IsSome ->
             // RFC 1081: a trusted host vouches for the user; the simulator trusts every client.
@@ -515,7 +518,7 @@ module ServerMachine =
             ok ctx "UTF8 enabled."
         | "LANG", _ -> lang ctx args
         | "QUIT", [] ->
-            ok ctx "Logging out."
+            ok ctx p.QuitText
             ctx.Out.Add ServerOutput.Close
 
             ctx.S <-
@@ -570,31 +573,13 @@ module ServerMachine =
 
         e
 
-    /// Courier's rewrite (DESIGN §9): a header with raw 8-bit octets is wrapped into a new
-    /// multipart/mixed message unless the client sent UTF8; the bytes differ per session.
-    let private eightBitHeader (content: MessageContent) =
-        let head = Array.zeroCreate<byte>(int (min content.Length 65536L))
-        let n = content.CopyTo(0L, Span head)
-        let head = ReadOnlySpan(head, 0, n)
-        // A message that starts with its blank line has an empty header (RFC 5322 §2.1).
-        let endOfHeader =
-            if head.StartsWith(ReadOnlySpan("\r\n"B)) then
-                0
-            else
-                head.IndexOf(ReadOnlySpan("\r\n\r\n"B))
-
-        let header =
-            if endOfHeader >= 0 then
-                head.Slice(0, endOfHeader)
-            else
-                head
-
-        header.IndexOfAnyInRange(128uy, 255uy) >= 0
-
+    // Courier's rewrite (DESIGN §9): a header with raw 8-bit octets is wrapped into a new
+    // multipart/mixed message unless the client sent UTF8; the bytes differ per session. The
+    // store found the 8-bit header at delivery: the machine never reads message content.
     let private served (ctx: Ctx) (m: StoredMessage) =
         let p = ctx.S.Settings.Personality
 
-        if p.RewritesEightBitHeaders && not ctx.S.Utf8 && eightBitHeader m.Content then
+        if p.RewritesEightBitHeaders && not ctx.S.Utf8 && m.EightBitHeader then
             let random, tag = randomText ctx.S.Random 12
             ctx.S <- { ctx.S with Random = random }
             let boundary = "=_courier-" + tag.Replace('+', 'x').Replace('/', 'y')
@@ -743,19 +728,37 @@ module ServerMachine =
     // ---- command lines ----
 
     /// The line for transcripts: passwords and SASL data never appear.
-    let private redacted (s: ServerSession) (verb: string) (line: string) =
-        match s.Phase, verb with
-        | ServerPhase.SaslExchange _, _ -> "[SASL response redacted]"
-        | _, "PASS" -> "PASS [redacted]"
-        | _, "APOP" ->
-            match line.Split(' ') with
-            | [| _; user; _ |] -> $"APOP {user} [redacted]"
-            | _ -> "APOP [redacted]"
-        | _, "AUTH" ->
-            match line.Split(' ') with
-            | [| _; mechanism; _ |] -> $"AUTH {mechanism} [redacted]"
-            | _ -> line
+    let private redacted (s: ServerSession) (line: string) =
+        // Judged on whitespace-separated tokens, however the line is spaced: a secret must not
+        // reach the transcript because a client used two spaces or a tab.
+        let tokens = line.Split([| ' '; '\t' |], StringSplitOptions.RemoveEmptyEntries)
+
+        let first =
+            if tokens.Length > 0 then
+                tokens[0].ToUpperInvariant()
+            else
+                ""
+
+        match s.Phase with
+        | ServerPhase.SaslExchange _ -> "[SASL response redacted]"
+        | _ when first = "PASS" -> "PASS [redacted]"
+        | _ when first = "APOP" ->
+            if tokens.Length >= 2 then
+                $"APOP {tokens[1]} [redacted]"
+            else
+                "APOP [redacted]"
+        | _ when first = "AUTH" && tokens.Length > 2 -> $"AUTH {tokens[1]} [redacted]"
         | _ -> line
+
+    /// An -ERR ends an AUTH exchange for the client (RFC 5034 §4), so it ends it here too.
+    let private endSasl (ctx: Ctx) =
+        match ctx.S.Phase with
+        | ServerPhase.SaslExchange _ ->
+            ctx.S <-
+                { ctx.S with
+                    Phase = ServerPhase.Authorization None
+                }
+        | _ -> ()
 
     let private commandLine (ctx: Ctx) (lineBytes: ReadOnlySpan<byte>) =
         // Command lines are ASCII, or UTF-8 after the UTF8 command (RFC 6856 §2); invalid octets
@@ -776,7 +779,7 @@ module ServerMachine =
 
         let args = rest.Split(' ', StringSplitOptions.RemoveEmptyEntries) |> List.ofArray
 
-        ctx.Out.Add(ServerOutput.Heard(redacted s verb line))
+        ctx.Out.Add(ServerOutput.Heard(redacted s line))
 
         ctx.S <-
             { s with
@@ -790,6 +793,9 @@ module ServerMachine =
 
         match replyFault ctx.S verb with
         | Some fault ->
+            if not (fault.IsSilence || fault.IsNeverEndingLine) then
+                endSasl ctx
+
             applyReplyFault ctx fault
 
             if verb = "QUIT" && not ctx.S.Phase.IsSilent then
@@ -806,7 +812,8 @@ module ServerMachine =
         | None ->
             match ctx.S.Phase with
             | ServerPhase.Authorization pendingUser -> authorization ctx pendingUser verb args rest
-            | ServerPhase.SaslExchange(mechanism, state) -> saslResponse ctx mechanism state line
+            | ServerPhase.SaslExchange(mechanism, state, nonce, salt) ->
+                saslResponse ctx mechanism state (contextOf ctx.S nonce salt) line
             | ServerPhase.Transaction t -> transaction ctx t verb args
             | _ -> ()
 
@@ -821,6 +828,10 @@ module ServerMachine =
         match s.Phase with
         | ServerPhase.SaslExchange _ -> s.Settings.MaxSaslResponseOctets
         | _ -> s.Settings.MaxCommandOctets
+
+    /// The most octets held while the maildrop opens (commands pipelined behind the login).
+    [<Literal>]
+    let MaxHeldOctets = 1_048_576
 
     /// Processes every complete line in Pending while the phase allows it.
     let private drain (ctx: Ctx) =
@@ -838,6 +849,7 @@ module ServerMachine =
                 if buffer.Length - start > limit then
                     // RFC 2449 §4: commands are at most 255 octets; answer once, drop the rest of it.
                     send ctx "-ERR Line too long."
+                    endSasl ctx
 
                     ctx.S <-
                         { ctx.S with
@@ -863,8 +875,10 @@ module ServerMachine =
                     ctx.S <- { ctx.S with Discarding = false }
                 elif tooLong then
                     send ctx "-ERR Line too long."
+                    endSasl ctx
                 elif line.IndexOf 0uy >= 0 then
                     send ctx "-ERR NUL in command line."
+                    endSasl ctx
                 else
                     commandLine ctx line
 
@@ -902,6 +916,15 @@ module ServerMachine =
                 ctx.S.Pending.CopyTo(pending, 0)
                 incoming.CopyTo(Span(pending, ctx.S.Pending.Length, incoming.Length))
                 ctx.S <- { ctx.S with Pending = pending }
+
+            // While the maildrop opens nothing is read, so nothing bounds a line yet: a client
+            // that pipelines more than this behind its login loses the excess, not our memory.
+            if ctx.S.Phase.IsOpeningMaildrop && ctx.S.Pending.Length > MaxHeldOctets then
+                ctx.S <-
+                    { ctx.S with
+                        Pending = [||]
+                        Discarding = true
+                    }
 
             drain ctx
 

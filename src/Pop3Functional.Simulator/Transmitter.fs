@@ -25,32 +25,64 @@ type internal WireAction =
 type internal BodyStreamer(transfer: BodyTransfer, scratch: byte[]) =
     static let terminator = ".\r\n"B
 
+    /// Whole lines of 'x' ending in CRLF (at least 2 octets), so the client sees a longer but
+    /// well-formed body: 78-octet lines, and no line shorter than its CRLF.
     static let extraLines (length: int) =
-        // Whole lines of 'x' ending in CRLF, so the client sees a longer but well-formed body.
-        Array.init length (fun i ->
-            if i = length - 1 || (i % 78 = 77 && i + 1 < length) then
-                10uy
-            elif i = length - 2 || i % 78 = 76 then
-                13uy
+        let bytes = Array.create (max 2 length) 120uy
+        let mutable lineStart = 0
+
+        while lineStart < bytes.Length do
+            let remaining = bytes.Length - lineStart
+
+            let line =
+                if remaining <= 79 then remaining
+                elif remaining = 80 then 40
+                else 78
+
+            bytes[lineStart + line - 2] <- 13uy
+            bytes[lineStart + line - 1] <- 10uy
+            lineStart <- lineStart + line
+
+        bytes
+
+    /// The end of the last whole line at or before cut (within 4 KiB; else cut itself).
+    static let lineEndBefore (content: MessageContent) (cut: int64) =
+        let from = max 0L (cut - 4096L)
+        let window = Array.zeroCreate<byte>(int (cut - from))
+        let mutable read = 0
+        let mutable go = true
+
+        while go && read < window.Length do
+            let n = content.CopyTo(from + int64 read, Span(window, read, window.Length - read))
+            if n = 0 then go <- false else read <- read + n
+
+        let lf =
+            if read = 0 then
+                -1
             else
-                120uy)
+                Array.LastIndexOf(window, 10uy, read - 1, read)
+
+        if lf >= 0 then from + int64 lf + 1L else cut
 
     let content =
         match transfer.Alteration with
         | BodyAlteration.Longer n when n > 0 ->
-            MessageContent.Concat [ transfer.Content; MessageContent.OfBytes(extraLines (max 2 n)) ]
+            MessageContent.Concat [ transfer.Content; MessageContent.OfBytes(extraLines n) ]
         | BodyAlteration.Endless -> MessageContent.Generated(Int64.MaxValue, transfer.Message)
         | _ -> transfer.Content
 
     let length =
         match transfer.Alteration with
-        | BodyAlteration.Shorter n -> max 0L (content.Length - int64 n)
+        | BodyAlteration.Shorter n ->
+            // Cut back to a line end, so the body is shorter and still whole lines.
+            lineEndBefore content (max 0L (content.Length - int64 n))
         | _ -> content.Length
 
     let mutable scratchStart = 0
     let mutable scratchEnd = 0
     let mutable offset = 0L
-    let mutable stream: Stream = null
+    let mutable reader: ContentReader option = None
+    let mutable lastWasCr = false
     let mutable atLineStart = true
     let mutable dotStuffed = false
     let mutable lineIsEmpty = true
@@ -65,15 +97,16 @@ type internal BodyStreamer(transfer: BodyTransfer, scratch: byte[]) =
         if offset < length then
             let wanted = int (min (int64 scratch.Length) (length - offset))
 
-            let n =
-                match content with
-                | :? StreamContent as s ->
-                    // Serving reads the stream once, sequentially.
-                    if isNull stream then
-                        stream <- s.Open()
+            // Serving reads the content once, in order: a stream is opened once.
+            let r =
+                match reader with
+                | Some r -> r
+                | None ->
+                    let r = ContentReader.Open content
+                    reader <- Some r
+                    r
 
-                    stream.Read(scratch, 0, wanted)
-                | c -> c.CopyTo(offset, Span(scratch, 0, wanted))
+            let n = r.Read(Span(scratch, 0, wanted))
 
             if n <= 0 then
                 // The source ended early: serve what there was.
@@ -92,8 +125,9 @@ type internal BodyStreamer(transfer: BodyTransfer, scratch: byte[]) =
     let finishContent () =
         contentDone <- true
 
+        // Content that does not end with a line end gets one; after a CR, only its LF.
         if not atLineStart then
-            closingCrlf <- 2
+            closingCrlf <- if lastWasCr then 1 else 2
 
     /// Octets of body written so far (after stuffing); for DisconnectAfter.
     member _.BodyOctets = bodyOctets
@@ -163,6 +197,7 @@ type internal BodyStreamer(transfer: BodyTransfer, scratch: byte[]) =
                                 lineIsEmpty <- false
 
                         piece.CopyTo(destination.Slice written)
+                        lastWasCr <- piece[n - 1] = 13uy
                         written <- written + n
                         scratchStart <- scratchStart + n
                         dotStuffed <- false
@@ -204,9 +239,11 @@ type internal BodyStreamer(transfer: BodyTransfer, scratch: byte[]) =
 
     interface IDisposable with
         member _.Dispose() =
-            if not (isNull stream) then
-                stream.Dispose()
-                stream <- null
+            match reader with
+            | Some r ->
+                r.Dispose()
+                reader <- None
+            | None -> ()
 
 /// Turns the server machine's outputs into octets and host actions, applying the wire-level
 /// faults (latency, drip, disconnect after N octets, bare LF, STLS injection).
@@ -300,9 +337,8 @@ type internal Transmitter(faults: FaultPlan) =
                 terminal <- Some WireAction.Close
                 WireAction.Close
             | None -> WireAction.ReadInput
-            | Some(ServerOutput.Reply _ | ServerOutput.Body _ | ServerOutput.EndlessLine) when
-                latency.IsSome && not delayed
-                ->
+            // One pause per reply: a body goes out right after its status line.
+            | Some(ServerOutput.Reply _ | ServerOutput.EndlessLine) when latency.IsSome && not delayed ->
                 delayed <- true
                 WireAction.Delay latency.Value
             | Some _ when dripPause ->
