@@ -10,6 +10,11 @@ open System.Security.Cryptography.X509Certificates
 open System.Threading
 open System.Threading.Tasks
 
+/// Serving failed on the simulator's side, not the client's: a message stream could not be opened
+/// or read, or a simulator bug. Pop3Simulator records it in Errors and closes that connection.
+type SimulatorServingException(message: string, inner: exn) =
+    inherit Exception(message, inner)
+
 /// Runs a ServerConnection over a Stream: the host loop every simulator host shares (TCP, TLS,
 /// in memory).
 [<RequireQualifiedAccess>]
@@ -81,7 +86,14 @@ module ConnectionHost =
         | :? AggregateException as a -> a.InnerExceptions |> Seq.forall (isConnectionEnd ct)
         | _ -> ct.IsCancellationRequested
 
-    let private next (connection: ServerConnection) (buffer: byte[]) = connection.Next(Span<byte>(buffer))
+    /// Asks the connection what to do next. Whatever fails here is the simulator's side (a message
+    /// stream that cannot be opened or read, or a bug), never the client's connection ending: it is
+    /// wrapped so that it is recorded rather than taken for an I/O error of the socket.
+    let private next (connection: ServerConnection) (buffer: byte[]) =
+        try
+            connection.Next(Span<byte>(buffer))
+        with ex ->
+            raise (SimulatorServingException($"Serving session {connection.Session} failed: {ex.Message}", ex))
 
     let private dispose (d: IDisposable) =
         if not (isNull d) then
@@ -161,7 +173,11 @@ module ConnectionHost =
                                 // something to write), so the handshake starts on a clean stream.
                                 let ssl = new SslStream(current, true)
                                 current <- ssl
-                                do! ssl.AuthenticateAsServerAsync(serverOptions cert, ct)
+                                // The same limit as for implicit TLS: a client that sends STLS and
+                                // then nothing must not hold the connection forever.
+                                use handshakeLimit = CancellationTokenSource.CreateLinkedTokenSource ct
+                                handshakeLimit.CancelAfter HandshakeTimeout
+                                do! ssl.AuthenticateAsServerAsync(serverOptions cert, handshakeLimit.Token)
                                 connection.TlsEstablished(SimulatorCertificate.serverEndPointBinding cert)
                             | None -> running <- false
                         | ServerActionKind.Close ->

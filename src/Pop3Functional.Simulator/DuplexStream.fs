@@ -40,37 +40,41 @@ type DuplexPipeStream
     let disposedError () =
         ObjectDisposedException(nameof DuplexPipeStream)
 
-    let beginRead () =
-        if Interlocked.Exchange(&reading, 1) = 1 then
-            raise (InvalidOperationException "Another read is already in progress on this stream.")
-
-        if isDisposed () then
-            Volatile.Write(&reading, 0)
-            raise (disposedError ())
-
     let endRead () =
         Interlocked.Exchange(&reading, 0) |> ignore
 
         if isDisposed () then
             completeReader ()
 
-    let beginWrite () =
-        if Interlocked.Exchange(&writing, 1) = 1 then
-            raise (InvalidOperationException "Another write is already in progress on this stream.")
+    let beginRead () =
+        if Interlocked.Exchange(&reading, 1) = 1 then
+            raise (InvalidOperationException "Another read is already in progress on this stream.")
 
         if isDisposed () then
-            Volatile.Write(&writing, 0)
+            // endRead, not a plain reset: Dispose may have seen this read in progress and left
+            // completing the reader to it.
+            endRead ()
             raise (disposedError ())
-
-        if Volatile.Read(&writerCompleted) = 1 then
-            Volatile.Write(&writing, 0)
-            raise (InvalidOperationException "Writes were completed on this stream (CompleteWrites).")
 
     let endWrite () =
         Interlocked.Exchange(&writing, 0) |> ignore
 
         if isDisposed () then
             completeWriter ()
+
+    let beginWrite () =
+        if Interlocked.Exchange(&writing, 1) = 1 then
+            raise (InvalidOperationException "Another write is already in progress on this stream.")
+
+        if isDisposed () then
+            // endWrite, not a plain reset: Dispose may have seen this write in progress and left
+            // completing the writer (the peer's end of stream) to it.
+            endWrite ()
+            raise (disposedError ())
+
+        if Volatile.Read(&writerCompleted) = 1 then
+            Volatile.Write(&writing, 0)
+            raise (InvalidOperationException "Writes were completed on this stream (CompleteWrites).")
 
     let copyOut (buffer: Buffers.ReadOnlySequence<byte>) (destination: Memory<byte>) =
         let n = int (min buffer.Length (int64 destination.Length))
@@ -121,17 +125,21 @@ type DuplexPipeStream
         }
 
     let flushCore (ct: CancellationToken) : Task =
-        task {
-            beginWrite ()
+        // After CompleteWrites there is nothing left to flush (as NetworkStream after Shutdown).
+        if Volatile.Read(&writerCompleted) = 1 && not (isDisposed ()) then
+            Task.CompletedTask
+        else
+            task {
+                beginWrite ()
 
-            try
-                let! result = writer.FlushAsync(ct)
+                try
+                    let! result = writer.FlushAsync(ct)
 
-                if isDisposed () || result.IsCanceled then
-                    raise (disposedError ())
-            finally
-                endWrite ()
-        }
+                    if isDisposed () || result.IsCanceled then
+                        raise (disposedError ())
+                finally
+                    endWrite ()
+            }
 
     /// True until the stream is disposed.
     override _.CanRead = not (isDisposed ())

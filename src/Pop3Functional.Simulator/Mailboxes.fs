@@ -32,8 +32,9 @@ type Mailboxes() =
     /// The account names.
     member _.Users: string list = store.Users
 
-    /// The password of an account (for the server's checks).
-    member _.Password(user: string) : string option = store |> MailStore.password user
+    /// The password of an account (for the server's checks; the sessions' plumbing, like Open,
+    /// Commit and Release).
+    member internal _.Password(user: string) : string option = store |> MailStore.password user
 
     /// Delivers a message; the UID defaults to a fresh one. Fails for an unknown account.
     member _.Deliver
@@ -58,29 +59,33 @@ type Mailboxes() =
         | Some account -> account.Messages
         | None -> []
 
-    /// A handle on one account's maildrop, created with the password if it does not exist yet.
+    /// A handle on one account's maildrop. With a password, the account is created with it or
+    /// its password is changed to it; without one, an account that does not exist yet is created
+    /// with an empty password. Decided atomically, so concurrent calls cannot undo each other.
     member this.Mailbox(user: string, [<Optional; DefaultParameterValue(null: string)>] password: string) : Mailbox =
-        match store.TryFind user, Option.ofObj password with
-        | None, Some p -> this.AddUser(user, p)
-        | None, None -> this.AddUser(user, "")
-        | Some _, Some p -> this.AddUser(user, p)
-        | Some _, None -> ()
+        ArgumentException.ThrowIfNullOrEmpty user
+
+        update (fun s ->
+            match s.TryFind user, Option.ofObj password with
+            | _, Some p -> MailStore.addUser user p s, ()
+            | None, None -> MailStore.addUser user "" s, ()
+            | Some _, None -> s, ())
 
         Mailbox(this, user)
 
     /// Opens a maildrop for a session (locks, LOGIN-DELAY, snapshot).
-    member _.Open(policy: OpenPolicy, now: DateTimeOffset, user: string) =
+    member internal _.Open(policy: OpenPolicy, now: DateTimeOffset, user: string) =
         update (fun s ->
             match MailStore.tryOpen policy now user s with
             | Ok(next, snapshot) -> next, Ok snapshot
             | Error refusal -> s, Error refusal)
 
     /// Commits a session's deletions (RFC 1939 §6) and releases its lock.
-    member _.Commit(user: string, deletedKeys: Set<int64>) =
+    member internal _.Commit(user: string, deletedKeys: Set<int64>) =
         update (fun s -> MailStore.commit user deletedKeys s, ())
 
     /// Releases a session's lock without changes.
-    member _.Release(user: string) =
+    member internal _.Release(user: string) =
         update (fun s -> MailStore.release user s, ())
 
 /// One account's maildrop, for tests: add messages, look at what is there.

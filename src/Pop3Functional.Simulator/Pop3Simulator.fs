@@ -362,7 +362,16 @@ type Pop3Simulator
         : Task<Pop3Simulator> =
         ArgumentNullException.ThrowIfNull(box options, nameof options)
         ArgumentNullException.ThrowIfNull(options.Address, "options.Address")
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxTranscriptLines, 1, "options.MaxTranscriptLines")
+
+        if options.RecordTranscript then
+            ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxTranscriptLines, 1, "options.MaxTranscriptLines")
+
+        // A certificate without its private key would fail every TLS handshake later; say so now.
+        if not (isNull options.Certificate) && not options.Certificate.HasPrivateKey then
+            raise (
+                ArgumentException("The certificate has no private key; a TLS server needs one.", "options.Certificate")
+            )
+
         let ct = cancellationToken
         ct.ThrowIfCancellationRequested()
 
@@ -386,7 +395,17 @@ type Pop3Simulator
         try
             certificate <-
                 if ownsCertificate then
-                    SimulatorCertificate.create "localhost"
+                    // Named for the bound address too, unless that is loopback or "any".
+                    let address = options.Address
+
+                    if
+                        IPAddress.IsLoopback address
+                        || address.Equals IPAddress.Any
+                        || address.Equals IPAddress.IPv6Any
+                    then
+                        SimulatorCertificate.create "localhost"
+                    else
+                        SimulatorCertificate.create (address.ToString())
                 else
                     options.Certificate
 

@@ -1,5 +1,6 @@
 namespace Pop3Functional.Simulator
 
+open System
 open System.Collections.Generic
 
 /// Who said a transcript line.
@@ -29,6 +30,7 @@ type TranscriptLine =
 /// past MaxLines the oldest lines are dropped.
 [<Sealed; AllowNullLiteral>]
 type Transcript(maxLines: int) =
+    do ArgumentOutOfRangeException.ThrowIfLessThan(maxLines, 1, nameof maxLines)
     let lines = LinkedList<TranscriptLine>()
     let gate = obj ()
 

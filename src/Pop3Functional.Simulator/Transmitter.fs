@@ -250,16 +250,22 @@ type internal BodyStreamer(transfer: BodyTransfer, scratch: byte[]) =
 type internal Transmitter(faults: FaultPlan) =
     let queue = Queue<ServerOutput>()
 
+    /// Task.Delay accepts 0 to about 49 days; a plan asking for more or less is clamped.
+    static let clamp (d: TimeSpan) =
+        if d < TimeSpan.Zero then TimeSpan.Zero
+        elif d > TimeSpan.FromDays 30.0 then TimeSpan.FromDays 30.0
+        else d
+
     let latency =
         faults.Faults
         |> List.tryPick (function
-            | Fault.Latency d -> Some d
+            | Fault.Latency d -> Some(clamp d)
             | _ -> None)
 
     let drip =
         faults.Faults
         |> List.tryPick (function
-            | Fault.Drip d -> Some d
+            | Fault.Drip d -> Some(clamp d)
             | _ -> None)
 
     let cutAt =
@@ -283,6 +289,9 @@ type internal Transmitter(faults: FaultPlan) =
 
     // An action met while several replies were being packed into one write; returned next.
     let mutable held: WireAction option = None
+    // A failure met while packing (a message stream that cannot be read): the octets packed
+    // before it are written first, then it is raised.
+    let mutable heldError: exn option = None
 
     let mutable current: ServerOutput option = None
     let mutable replyOffset = 0
@@ -439,22 +448,34 @@ type internal Transmitter(faults: FaultPlan) =
     /// Without drip or latency faults, as many replies as fit are packed into one write: a
     /// pipelined client then costs one system call per buffer, not two per message.
     member this.Next(destination: Span<byte>) : WireAction =
-        match held with
-        | Some action ->
+        match heldError, held with
+        | Some error, _ ->
+            heldError <- None
+            raise error
+        | None, Some action ->
             held <- None
             action
-        | None ->
+        | None, None ->
             match this.NextOne destination with
             | WireAction.Write n when drip.IsNone && latency.IsNone ->
                 let mutable total = n
                 let mutable go = true
 
                 while go && total < destination.Length && not this.IsIdle do
-                    match this.NextOne(destination.Slice total) with
-                    | WireAction.Write m -> total <- total + m
-                    | WireAction.ReadInput -> go <- false
-                    | other ->
+                    let next =
+                        try
+                            Ok(this.NextOne(destination.Slice total))
+                        with error ->
+                            Error error
+
+                    match next with
+                    | Ok(WireAction.Write m) -> total <- total + m
+                    | Ok WireAction.ReadInput -> go <- false
+                    | Ok other ->
                         held <- Some other
+                        go <- false
+                    | Error error ->
+                        heldError <- Some error
                         go <- false
 
                 WireAction.Write total
