@@ -28,6 +28,13 @@ public sealed class Pop3Connection : IAsyncDisposable
     private Stream stream;
     private PipeReader reader;
     private readonly Dictionary<long, ulong> sizeMismatches = [];
+    private readonly Dictionary<long, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask>> sinks = [];
+    private readonly Dictionary<long, FSharpResult<Pop3Output, Pop3Error>> finals = [];
+    private readonly HashSet<long> tracked = [];
+    private readonly HashSet<long> answered = [];
+    private readonly LowSpeedRule speed;
+    private Pop3Output? authorizationReady;
+    private System.Diagnostics.Activity? session;
     private long nextId = 1;
     private Pop3Error? broken;
     private bool closed;
@@ -42,6 +49,7 @@ public sealed class Pop3Connection : IAsyncDisposable
         machine = new Pop3Machine(options.EffectiveCore());
         reader = NewReader(stream);
         log = new ProtocolLog(options.Logger, endpoint);
+        speed = new LowSpeedRule(options.LowSpeedLimitOctets, options.LowSpeedTime, endpoint);
     }
 
     /// <summary>The greeting and capabilities, once connected.</summary>
@@ -156,6 +164,11 @@ public sealed class Pop3Connection : IAsyncDisposable
             return ShellErrors.Usage("", "The connect timeout must be positive.");
         }
 
+        if (options.LowSpeedTime <= TimeSpan.Zero || options.LowSpeedLimitOctets < 0)
+        {
+            return ShellErrors.Usage("", "The low-speed rule needs a positive time and a limit of zero or more octets.");
+        }
+
         if (options.OperationDeadline is { } d && d <= TimeSpan.Zero)
         {
             return ShellErrors.Usage("", "The operation deadline must be positive.");
@@ -189,22 +202,22 @@ public sealed class Pop3Connection : IAsyncDisposable
         }
 
         var connection = new Pop3Connection(options, transport, socket, stream, endpoint);
-        var ready = await connection.PumpAsync(
-            o => o.EventKind == Pop3EventKind.AuthorizationReady, null, limit.Token, callerToken, "greeting").ConfigureAwait(false);
+        connection.session = Pop3Telemetry.StartSession(string.IsNullOrEmpty(options.Host) ? endpoint : options.Host, options.Port, options.Tls);
+        var failed = await connection.PumpUntilAsync(
+            () => connection.authorizationReady is not null, limit.Token, callerToken, "greeting").ConfigureAwait(false);
 
-        if (ready.IsError)
+        if (connection.authorizationReady is not { } output)
         {
             await connection.DisposeAsync().ConfigureAwait(false);
-            return ShellErrors.Fail<Pop3Connection>(ready.ErrorValue);
+            return ShellErrors.Fail<Pop3Connection>(failed ?? ShellErrors.Transport("greeting", endpoint, $"{endpoint} closed the connection before the session was ready."));
         }
 
-        var output = ready.ResultValue;
         var capaSupported = output.Source is Output.Emit { Item: Event.AuthorizationReady info } && info.Item.CapaSupported;
         connection.Greeting = new Pop3Greeting(output.Text, output.ApopAvailable, capaSupported, output.Capabilities, connection.IsTlsActive);
         return ShellErrors.Ok(connection);
     }
 
-    // ---- requests ----
+    // ---- the pump ----
 
     /// <summary>
     /// Submits a request and pumps until its final event. Body slices go to <paramref name="body"/>
@@ -218,20 +231,85 @@ public sealed class Pop3Connection : IAsyncDisposable
             return ShellErrors.Fail<Pop3Output>(error);
         }
 
+        speed.Restart();
+        var id = Submit(request, body);
+        return await AwaitAsync(id, request.Keyword, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Hands a request to the core (which sends it now or when its pipelining window allows).</summary>
+    private long Submit(Pop3Request request, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask>? body)
+    {
         var id = nextId++;
+        tracked.Add(id);
+        if (body is not null)
+        {
+            sinks[id] = body;
+        }
+
         machine.Submit(id, request);
+        return id;
+    }
+
+    /// <summary>Pumps until the request's final event, within the operation deadline.</summary>
+    private async ValueTask<FSharpResult<Pop3Output, Pop3Error>> AwaitAsync(long id, string command, CancellationToken cancellationToken)
+    {
+        using var activity = Pop3Telemetry.StartCommand(command, endpoint);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var result = await AwaitCoreAsync(id, command, cancellationToken).ConfigureAwait(false);
+        Pop3Telemetry.CommandDuration.Record(
+            System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("pop3.command", command));
+
+        if (result.IsOk)
+        {
+            activity?.SetTag("pop3.result", "ok");
+            if (result.ResultValue.EventKind == Pop3EventKind.BodyEnded)
+            {
+                activity?.SetTag("pop3.octets", (long)result.ResultValue.Octets);
+                if (command == "RETR")
+                {
+                    Pop3Telemetry.MessagesRetrieved.Add(1);
+                }
+            }
+        }
+        else
+        {
+            var kind = Pop3Telemetry.KindOf(result.ErrorValue);
+            activity?.SetTag("pop3.result", kind);
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, result.ErrorValue.Message);
+            Pop3Telemetry.Errors.Add(1, new KeyValuePair<string, object?>("error.kind", kind));
+        }
+
+        return result;
+    }
+
+    private async ValueTask<FSharpResult<Pop3Output, Pop3Error>> AwaitCoreAsync(long id, string command, CancellationToken cancellationToken)
+    {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         if (options.OperationDeadline is { } limit)
         {
             deadline.CancelAfter(limit);
         }
 
-        return await PumpAsync(o => IsFinal(o, id), body is null ? null : (id, body), deadline.Token, cancellationToken, request.Keyword)
-            .ConfigureAwait(false);
+        try
+        {
+            var error = await PumpUntilAsync(() => finals.ContainsKey(id), deadline.Token, cancellationToken, command).ConfigureAwait(false);
+            if (finals.Remove(id, out var result))
+            {
+                return result;
+            }
+
+            return ShellErrors.Fail<Pop3Output>(error ?? broken ?? ShellErrors.Transport(command, endpoint, $"The connection to {endpoint} is closed."));
+        }
+        finally
+        {
+            tracked.Remove(id);
+            answered.Remove(id);
+            sinks.Remove(id);
+        }
     }
 
-    private static bool IsFinal(Pop3Output o, long id) =>
-        o.RequestId == id && o.EventKind switch
+    private static bool IsFinal(Pop3Output o) =>
+        o.EventKind switch
         {
             Pop3EventKind.Answered => o.Source is not Output.Emit { Item: Event.Answered { Item2: Reply.MessageFollows } },
             Pop3EventKind.BodyEnded or Pop3EventKind.Rejected or Pop3EventKind.Refused or Pop3EventKind.Aborted => true,
@@ -239,32 +317,29 @@ public sealed class Pop3Connection : IAsyncDisposable
         };
 
     /// <summary>
-    /// The pump: write what the core queued, read, feed, hand events out, until <paramref name="done"/>
-    /// sees its event. Errors of the request become the result's error.
+    /// The pump: write what the core queued, read, feed, hand events out, until
+    /// <paramref name="satisfied"/> holds or the connection breaks. Returns the error that broke
+    /// it, or null. Cancellation by the caller closes the connection and throws.
     /// </summary>
-    private async ValueTask<FSharpResult<Pop3Output, Pop3Error>> PumpAsync(
-        Func<Pop3Output, bool> done,
-        (long Id, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> Sink)? body,
-        CancellationToken token,
-        CancellationToken callerToken,
-        string command)
+    private async ValueTask<Pop3Error?> PumpUntilAsync(
+        Func<bool> satisfied, CancellationToken token, CancellationToken callerToken, string command)
     {
         try
         {
             while (true)
             {
-                var found = await DrainAsync(done, body, token).ConfigureAwait(false)
-                    ?? (broken is null ? await ReadOnceAsync(done, body, token, command).ConfigureAwait(false) : null);
-
-                if (found is { } result)
+                await DrainAsync(token).ConfigureAwait(false);
+                if (satisfied())
                 {
-                    return result;
+                    return null;
                 }
 
                 if (broken is { } error)
                 {
-                    return ShellErrors.Fail<Pop3Output>(error);
+                    return error;
                 }
+
+                await ReadOnceAsync(token, command).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (callerToken.IsCancellationRequested)
@@ -277,35 +352,32 @@ public sealed class Pop3Connection : IAsyncDisposable
         {
             var error = ShellErrors.Transport(command, endpoint, $"{command} did not complete within the operation deadline; the connection was closed.", ex);
             Break(error);
-            return ShellErrors.Fail<Pop3Output>(error);
+            return error;
         }
         catch (TimeoutException ex)
         {
             var error = ShellErrors.Transport(command, endpoint, ex.Message, ex);
             Break(error);
-            return ShellErrors.Fail<Pop3Output>(error);
+            return error;
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
         {
             var error = ShellErrors.Transport(command, endpoint, $"The connection to {endpoint} failed during {command}: {ex.Message}", ex);
             Break(error);
-            return ShellErrors.Fail<Pop3Output>(error);
+            return error;
         }
     }
 
-    /// <summary>Handles every queued output; returns the result once <paramref name="done"/> matched.</summary>
-    private async ValueTask<FSharpResult<Pop3Output, Pop3Error>?> DrainAsync(
-        Func<Pop3Output, bool> done,
-        (long Id, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> Sink)? body,
-        CancellationToken token)
+    /// <summary>Handles every queued output: writes, the STLS upgrade, body slices, final events.</summary>
+    private async ValueTask DrainAsync(CancellationToken token)
     {
-        FSharpResult<Pop3Output, Pop3Error>? result = null;
         while (machine.TryDequeue(out var output))
         {
             switch (output.Kind)
             {
                 case Pop3OutputKind.Send:
                     log.Client(output.LogText);
+                    Pop3Telemetry.PutLine(output.LogText);
                     outgoing.Write(output.Bytes.Span);
                     break;
 
@@ -321,22 +393,30 @@ public sealed class Pop3Connection : IAsyncDisposable
 
                 default:
                     log.Event(output);
-                    if (output.EventKind == Pop3EventKind.BodyData && body is { } b && output.RequestId == b.Id)
+                    switch (output.EventKind)
                     {
-                        await b.Sink(output.Bytes, token).ConfigureAwait(false);
-                    }
-                    else if (output.EventKind == Pop3EventKind.SizeMismatch)
-                    {
-                        sizeMismatches[output.RequestId] = output.ListedOctets;
-                    }
-                    else if (output.EventKind == Pop3EventKind.Failed)
-                    {
-                        broken ??= output.Failure.Error;
+                        case Pop3EventKind.BodyData when sinks.TryGetValue(output.RequestId, out var sink):
+                            await sink(output.Bytes, token).ConfigureAwait(false);
+                            break;
+                        case Pop3EventKind.SizeMismatch:
+                            sizeMismatches[output.RequestId] = output.ListedOctets;
+                            break;
+                        case Pop3EventKind.Failed:
+                            broken ??= output.Failure.Error;
+                            break;
+                        case Pop3EventKind.AuthorizationReady:
+                            authorizationReady = output.Detach();
+                            break;
                     }
 
-                    if (result is null && done(output))
+                    if (output.EventKind == Pop3EventKind.Answered && tracked.Contains(output.RequestId) && !IsFinal(output))
                     {
-                        result = output.EventKind switch
+                        answered.Add(output.RequestId);
+                    }
+
+                    if (tracked.Contains(output.RequestId) && IsFinal(output))
+                    {
+                        finals[output.RequestId] = output.EventKind switch
                         {
                             Pop3EventKind.Rejected or Pop3EventKind.Refused or Pop3EventKind.Aborted =>
                                 ShellErrors.Fail<Pop3Output>(output.Failure.Error),
@@ -349,7 +429,6 @@ public sealed class Pop3Connection : IAsyncDisposable
         }
 
         await FlushAsync(token).ConfigureAwait(false);
-        return result;
     }
 
     private async ValueTask FlushAsync(CancellationToken token)
@@ -376,20 +455,16 @@ public sealed class Pop3Connection : IAsyncDisposable
 
     /// <summary>
     /// One read: waits at most the reply timeout for octets and feeds every segment, handing out
-    /// each segment's events before the next is fed. Returns the first result <paramref name="done"/> matched.
+    /// each segment's events before the next is fed (body slices point into the segment).
     /// </summary>
-    private async ValueTask<FSharpResult<Pop3Output, Pop3Error>?> ReadOnceAsync(
-        Func<Pop3Output, bool> done,
-        (long Id, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> Sink)? body,
-        CancellationToken token,
-        string command)
+    private async ValueTask ReadOnceAsync(CancellationToken token, string command)
     {
         if (closed)
         {
             machine.FeedEndOfStream();
-            var afterEnd = await DrainAsync(done, body, token).ConfigureAwait(false);
+            await DrainAsync(token).ConfigureAwait(false);
             broken ??= ShellErrors.Transport(command, endpoint, $"The connection to {endpoint} is closed.");
-            return afterEnd;
+            return;
         }
 
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(token);
@@ -406,14 +481,15 @@ public sealed class Pop3Connection : IAsyncDisposable
                 $"{endpoint} sent nothing for {options.ReplyTimeout.TotalSeconds:0.#} s while the reply to {command} was due; the connection was closed.");
         }
 
-        FSharpResult<Pop3Output, Pop3Error>? found = null;
         var buffer = read.Buffer;
+        speed.Observe(buffer.Length, command);
+        Pop3Telemetry.OctetsReceived.Add(buffer.Length);
+        QuickAck();
         foreach (var segment in buffer)
         {
             log.Received(segment.Span);
             machine.Feed(segment);
-            // Body slices point into this segment: hand them out before the next one is fed.
-            found ??= await DrainAsync(done, body, token).ConfigureAwait(false);
+            await DrainAsync(token).ConfigureAwait(false);
         }
 
         current.AdvanceTo(buffer.End);
@@ -421,17 +497,38 @@ public sealed class Pop3Connection : IAsyncDisposable
         {
             // STLS replaced the reader while this buffer was being fed: retire the plaintext one.
             await current.CompleteAsync().ConfigureAwait(false);
-            return found;
+            return;
         }
 
         if (read.IsCompleted)
         {
             machine.FeedEndOfStream();
-            found ??= await DrainAsync(done, body, token).ConfigureAwait(false);
+            await DrainAsync(token).ConfigureAwait(false);
             closed = true;
         }
+    }
 
-        return found;
+    /// <summary>
+    /// Linux delays ACKs; a lock-step server that waits for them (Nagle) stalls 22–44 ms per
+    /// message (DESIGN §9). Asking for a quick ACK after each read removes the stall.
+    /// </summary>
+    private void QuickAck()
+    {
+        if (socket is null || !OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        try
+        {
+            const int ipProtoTcp = 6;
+            const int tcpQuickAck = 12;
+            socket.SetRawSocketOption(ipProtoTcp, tcpQuickAck, BitConverter.GetBytes(1));
+        }
+        catch (SocketException)
+        {
+            // Best effort: some socket types refuse the option.
+        }
     }
 
     /// <summary>STLS: the handshake on the same transport, then a reader over TLS (RFC 2595 §4).</summary>
@@ -534,6 +631,71 @@ public sealed class Pop3Connection : IAsyncDisposable
         return Retrieval(message, await RunAsync(Pop3Request.Retr(message), sink, cancellationToken).ConfigureAwait(false));
     }
 
+    /// <summary>
+    /// RETR n as a stream read while the message arrives (one network read buffered at a time).
+    /// The session goes on once the stream is disposed (DisposeAsync reads and drops an unread rest).
+    /// </summary>
+    public async ValueTask<FSharpResult<Pop3MessageStream, Pop3Error>> OpenMessageAsync(ulong message, CancellationToken cancellationToken = default)
+    {
+        if (broken is { } error)
+        {
+            return ShellErrors.Fail<Pop3MessageStream>(error);
+        }
+
+        speed.Restart();
+        var body = new Pop3MessageStream(this, message);
+        body.Id = Submit(Pop3Request.Retr(message), body.Accept);
+        var id = body.Id;
+        var failed = await PumpUntilAsync(() => answered.Contains(id) || finals.ContainsKey(id), cancellationToken, cancellationToken, "RETR")
+            .ConfigureAwait(false);
+
+        if (finals.TryGetValue(id, out var final) && final.IsError)
+        {
+            EndBody(body);
+            return ShellErrors.Fail<Pop3MessageStream>(final.ErrorValue);
+        }
+
+        if (!answered.Contains(id) && !finals.ContainsKey(id))
+        {
+            EndBody(body);
+            return ShellErrors.Fail<Pop3MessageStream>(failed ?? broken ?? ShellErrors.Transport("RETR", endpoint, $"The connection to {endpoint} is closed."));
+        }
+
+        return ShellErrors.Ok(body);
+    }
+
+    /// <summary>Pumps until the stream has new octets or its body ended; returns the error that stopped it.</summary>
+    internal async ValueTask<Pop3Error?> PumpBodyAsync(Pop3MessageStream body, CancellationToken cancellationToken)
+    {
+        var before = body.OctetsReceived;
+        var id = body.Id;
+        var failed = await PumpUntilAsync(() => body.OctetsReceived > before || finals.ContainsKey(id), cancellationToken, cancellationToken, "RETR")
+            .ConfigureAwait(false);
+
+        if (finals.TryGetValue(id, out var final) && final.IsError)
+        {
+            return final.ErrorValue;
+        }
+
+        return body.OctetsReceived > before || finals.ContainsKey(id) ? null : failed ?? broken;
+    }
+
+    internal bool IsBodyComplete(Pop3MessageStream body) => finals.TryGetValue(body.Id, out var final) && final.IsOk;
+
+    internal void EndBody(Pop3MessageStream body)
+    {
+        finals.Remove(body.Id);
+        answered.Remove(body.Id);
+        tracked.Remove(body.Id);
+        sinks.Remove(body.Id);
+    }
+
+    internal void AbandonBody(Pop3MessageStream body)
+    {
+        EndBody(body);
+        Break(ShellErrors.Transport("RETR", endpoint, $"Message {body.Message} was abandoned before its end; the connection was closed."));
+    }
+
     /// <summary>RETR n written to a caller's stream while it arrives.</summary>
     public ValueTask<FSharpResult<Pop3Retrieval, Pop3Error>> RetrieveAsync(ulong message, Stream destination, CancellationToken cancellationToken = default)
     {
@@ -577,6 +739,135 @@ public sealed class Pop3Connection : IAsyncDisposable
         return ShellErrors.Ok(new Pop3Retrieval(message, result.ResultValue.Octets, listed));
     }
 
+    /// <summary>
+    /// RETR for several messages, pipelined as the core decides (a bounded window when the server
+    /// offers PIPELINING, lock-step otherwise): each body goes to <paramref name="sink"/> with its
+    /// message number while it arrives; each result is yielded in order once its body is complete.
+    /// </summary>
+    public async IAsyncEnumerable<FSharpResult<Pop3Retrieval, Pop3Error>> RetrieveManyAsync(
+        IEnumerable<ulong> messages,
+        Func<ulong, ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        ArgumentNullException.ThrowIfNull(sink);
+        if (broken is { } error)
+        {
+            yield return ShellErrors.Fail<Pop3Retrieval>(error);
+            yield break;
+        }
+
+        speed.Restart();
+        var submitted = new List<(ulong Message, long Id)>();
+        foreach (var message in messages)
+        {
+            var m = message;
+            submitted.Add((m, Submit(Pop3Request.Retr(m), (bytes, ct) => sink(m, bytes, ct))));
+        }
+
+        var next = 0;
+        try
+        {
+            for (; next < submitted.Count; next++)
+            {
+                var (message, id) = submitted[next];
+                yield return Retrieval(message, await AwaitAsync(id, "RETR", cancellationToken).ConfigureAwait(false));
+            }
+        }
+        finally
+        {
+            // A caller that stops early leaves replies in flight: the session cannot be reused.
+            for (var i = next; i < submitted.Count; i++)
+            {
+                tracked.Remove(submitted[i].Id);
+                sinks.Remove(submitted[i].Id);
+            }
+
+            if (next < submitted.Count - 1 && broken is null)
+            {
+                Break(ShellErrors.Transport("RETR", endpoint, "The retrieval was abandoned with replies in flight; the connection was closed."));
+            }
+        }
+    }
+
+    /// <summary>Every message of the maildrop (as fixed at login) as arrays, pipelined; for small messages.</summary>
+    public async IAsyncEnumerable<FSharpResult<(ulong Message, byte[] Octets), Pop3Error>> RetrieveAllBytesAsync(
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var count = Maildrop?.Count ?? 0UL;
+        var buffers = new Dictionary<ulong, ArrayBufferWriter<byte>>();
+        var numbers = Enumerable.Range(1, (int)Math.Min(count, int.MaxValue)).Select(n => (ulong)n);
+        await foreach (var result in RetrieveManyAsync(
+            numbers,
+            (message, bytes, _) =>
+            {
+                if (!buffers.TryGetValue(message, out var buffer))
+                {
+                    buffers[message] = buffer = new ArrayBufferWriter<byte>();
+                }
+
+                buffer.Write(bytes.Span);
+                return ValueTask.CompletedTask;
+            },
+            cancellationToken).ConfigureAwait(false))
+        {
+            if (result.IsError)
+            {
+                yield return ShellErrors.Fail<(ulong, byte[])>(result.ErrorValue);
+                continue;
+            }
+
+            var message = result.ResultValue.Message;
+            var octets = buffers.Remove(message, out var written) ? written.WrittenSpan.ToArray() : [];
+            yield return ShellErrors.Ok((message, octets));
+        }
+    }
+
+    /// <summary>RPOP (RFC 1081), after USER: a trusted host vouches for the user. For poplib parity; almost no server accepts it.</summary>
+    public async ValueTask<FSharpResult<Pop3Stat, Pop3Error>> LoginRpopAsync(string user, CancellationToken cancellationToken = default)
+    {
+        var userResult = await RunAsync(Pop3Request.User(user), null, cancellationToken).ConfigureAwait(false);
+        if (userResult.IsError)
+        {
+            return ShellErrors.Fail<Pop3Stat>(userResult.ErrorValue);
+        }
+
+        return LoggedIn(await RunAsync(Pop3Request.Rpop(user), null, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>UTF8 (RFC 6856 §2): UTF-8 user names, passwords and texts; before login only.</summary>
+    public async ValueTask<FSharpResult<string, Pop3Error>> Utf8Async(CancellationToken cancellationToken = default) =>
+        Map(await RunAsync(Pop3Request.Utf8(), null, cancellationToken).ConfigureAwait(false), o => o.Text ?? "");
+
+    /// <summary>LANG (RFC 6856 §3): the languages the server offers.</summary>
+    public async ValueTask<FSharpResult<IReadOnlyList<LanguageEntry>, Pop3Error>> LanguagesAsync(CancellationToken cancellationToken = default) =>
+        Map(await RunAsync(Pop3Request.Lang(), null, cancellationToken).ConfigureAwait(false), o => o.Languages);
+
+    /// <summary>LANG tag (RFC 6856 §3): the language of the server's texts ("*" for the server's choice).</summary>
+    public async ValueTask<FSharpResult<string, Pop3Error>> LanguageAsync(string tag, CancellationToken cancellationToken = default) =>
+        Map(await RunAsync(Pop3Request.Lang(tag), null, cancellationToken).ConfigureAwait(false), o => o.Text ?? "");
+
+    /// <summary>
+    /// STLS (RFC 2595) on a session opened without it (<see cref="TlsMode.NoTls"/>): the handshake
+    /// runs as the core asks, and capabilities are asked again over TLS.
+    /// </summary>
+    public async ValueTask<FSharpResult<Pop3Capabilities, Pop3Error>> StartTlsAsync(CancellationToken cancellationToken = default)
+    {
+        authorizationReady = null;
+        var result = await RunAsync(Pop3Request.Stls(), null, cancellationToken).ConfigureAwait(false);
+        if (result.IsError)
+        {
+            return ShellErrors.Fail<Pop3Capabilities>(result.ErrorValue);
+        }
+
+        // The core forgets what it learned in plaintext and asks CAPA over TLS itself (RFC 2595 §4);
+        // the session is ready again once that answer is in.
+        var failed = await PumpUntilAsync(() => authorizationReady is not null, cancellationToken, cancellationToken, "STLS").ConfigureAwait(false);
+        return authorizationReady is not null
+            ? ShellErrors.Ok(machine.Capabilities)
+            : ShellErrors.Fail<Pop3Capabilities>(failed ?? broken ?? ShellErrors.Transport("STLS", endpoint, $"The connection to {endpoint} is closed."));
+    }
+
     /// <summary>DELE n (RFC 1939 §5): marks the message; QUIT commits the marks.</summary>
     public async ValueTask<FSharpResult<string, Pop3Error>> DeleteAsync(ulong message, CancellationToken cancellationToken = default) =>
         Map(await RunAsync(Pop3Request.Dele(message), null, cancellationToken).ConfigureAwait(false), o => o.Text ?? "");
@@ -607,6 +898,8 @@ public sealed class Pop3Connection : IAsyncDisposable
     private async ValueTask CloseAsync()
     {
         closed = true;
+        session?.Dispose();
+        session = null;
         await reader.CompleteAsync().ConfigureAwait(false);
         await DisposeQuietly(stream, null).ConfigureAwait(false);
         await DisposeQuietly(transport, socket).ConfigureAwait(false);

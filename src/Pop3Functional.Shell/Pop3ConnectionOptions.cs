@@ -45,6 +45,15 @@ public sealed record Pop3ConnectionOptions
     /// </summary>
     public TimeSpan ReplyTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// The low-speed rule (as curl's --speed-limit): fewer than this many octets in any
+    /// <see cref="LowSpeedTime"/> window while a reply is due is a timeout. 1,024 by default.
+    /// </summary>
+    public long LowSpeedLimitOctets { get; init; } = 1024;
+
+    /// <summary>The window of the low-speed rule; 60 s by default.</summary>
+    public TimeSpan LowSpeedTime { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>An overall limit for each operation (null: none besides the caller's token).</summary>
     public TimeSpan? OperationDeadline { get; init; }
 

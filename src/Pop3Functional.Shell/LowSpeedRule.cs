@@ -1,0 +1,42 @@
+using System.Diagnostics;
+
+namespace Pop3Functional.Shell;
+
+/// <summary>
+/// curl's --speed-limit/--speed-time for a connection (DESIGN §12): fewer than the limit of
+/// octets in any window of the given time is a timeout. A 1 GiB message that keeps flowing never
+/// trips it; a server dripping one octet a second does within about one window.
+/// </summary>
+internal sealed class LowSpeedRule(long limitOctets, TimeSpan window, string endpoint)
+{
+    private long windowStart = Stopwatch.GetTimestamp();
+    private long octets;
+
+    /// <summary>Records a read; throws <see cref="TimeoutException"/> when a whole window was too slow.</summary>
+    public void Observe(long received, string command)
+    {
+        octets += received;
+        var elapsed = Stopwatch.GetElapsedTime(windowStart);
+        if (elapsed < window)
+        {
+            return;
+        }
+
+        if (octets < limitOctets)
+        {
+            throw new TimeoutException(
+                $"{endpoint} sent only {octets} octets in {elapsed.TotalSeconds:0.#} s during {command}, "
+                + $"fewer than {limitOctets} per {window.TotalSeconds:0.#} s; the connection was closed.");
+        }
+
+        windowStart = Stopwatch.GetTimestamp();
+        octets = 0;
+    }
+
+    /// <summary>Starts a new window (a new operation begins; idle time between operations is not slowness).</summary>
+    public void Restart()
+    {
+        windowStart = Stopwatch.GetTimestamp();
+        octets = 0;
+    }
+}

@@ -1,0 +1,161 @@
+using System.Buffers;
+using Pop3Functional.Core;
+
+namespace Pop3Functional.Shell;
+
+/// <summary>
+/// A failure met while reading a message as a stream: the typed error behind it (Stream reads can
+/// only report failures by throwing).
+/// </summary>
+public sealed class Pop3StreamException(Pop3Error error) : IOException(error.Message)
+{
+    /// <summary>The error, one of the four kinds (DESIGN §4).</summary>
+    public Pop3Error Error { get; } = error;
+}
+
+/// <summary>
+/// A message read while it arrives (RETR or TOP): each read pumps the connection only when what
+/// was received so far has been read, so memory stays at one network read whatever the message
+/// size. Dispose it to go on with the session: an unread rest is read and dropped
+/// (<see cref="DisposeAsync"/>) or, with <see cref="Stream.Dispose()"/>, the connection is closed.
+/// </summary>
+public sealed class Pop3MessageStream : Stream
+{
+    private readonly Pop3Connection connection;
+    private readonly ArrayBufferWriter<byte> received = new(16384);
+    private int readOffset;
+    private bool ended;
+    private bool disposed;
+
+    internal Pop3MessageStream(Pop3Connection connection, ulong message)
+    {
+        this.connection = connection;
+        Message = message;
+    }
+
+    /// <summary>The message number.</summary>
+    public ulong Message { get; }
+
+    /// <summary>The request id inside the connection.</summary>
+    internal long Id { get; set; }
+
+    /// <summary>Octets delivered so far (dot-unstuffed).</summary>
+    public ulong OctetsReceived { get; private set; }
+
+    /// <summary>Takes a body slice (valid only now): copied once, read out later.</summary>
+    internal ValueTask Accept(ReadOnlyMemory<byte> slice, CancellationToken _)
+    {
+        received.Write(slice.Span);
+        OctetsReceived += (ulong)slice.Length;
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        while (readOffset == received.WrittenCount && !ended)
+        {
+            received.ResetWrittenCount();
+            readOffset = 0;
+            var error = await connection.PumpBodyAsync(this, cancellationToken).ConfigureAwait(false);
+            if (error is not null)
+            {
+                ended = true;
+                throw new Pop3StreamException(error);
+            }
+
+            ended = connection.IsBodyComplete(this);
+        }
+
+        var available = received.WrittenCount - readOffset;
+        if (available == 0)
+        {
+            return 0;
+        }
+
+        var n = Math.Min(available, buffer.Length);
+        received.WrittenSpan.Slice(readOffset, n).CopyTo(buffer.Span);
+        readOffset += n;
+        return n;
+    }
+
+    /// <inheritdoc/>
+    public override int Read(byte[] buffer, int offset, int count) =>
+        ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    /// <inheritdoc/>
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    /// <summary>Reads and drops the rest of the message, so the session can go on.</summary>
+    public override async ValueTask DisposeAsync()
+    {
+        if (!disposed)
+        {
+            disposed = true;
+            while (!ended)
+            {
+                received.ResetWrittenCount();
+                var error = await connection.PumpBodyAsync(this, CancellationToken.None).ConfigureAwait(false);
+                ended = error is not null || connection.IsBodyComplete(this);
+            }
+
+            connection.EndBody(this);
+        }
+
+        await base.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Without reading the rest: the session cannot go on, so the connection closes.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !disposed)
+        {
+            disposed = true;
+            if (!ended)
+            {
+                connection.AbandonBody(this);
+            }
+            else
+            {
+                connection.EndBody(this);
+            }
+        }
+
+        base.Dispose(disposing);
+    }
+
+    /// <inheritdoc/>
+    public override bool CanRead => !disposed;
+
+    /// <inheritdoc/>
+    public override bool CanSeek => false;
+
+    /// <inheritdoc/>
+    public override bool CanWrite => false;
+
+    /// <inheritdoc/>
+    public override long Length => throw new NotSupportedException("A message stream has no length before it ends.");
+
+    /// <inheritdoc/>
+    public override long Position
+    {
+        get => (long)OctetsReceived - (received.WrittenCount - readOffset);
+        set => throw new NotSupportedException("A message stream cannot seek.");
+    }
+
+    /// <inheritdoc/>
+    public override void Flush()
+    {
+    }
+
+    /// <inheritdoc/>
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException("A message stream cannot seek.");
+
+    /// <inheritdoc/>
+    public override void SetLength(long value) => throw new NotSupportedException("A message stream is read-only.");
+
+    /// <inheritdoc/>
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("A message stream is read-only.");
+}
