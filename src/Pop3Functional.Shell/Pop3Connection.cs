@@ -703,6 +703,16 @@ public sealed class Pop3Connection : IAsyncDisposable
         return RetrieveAsync(message, (bytes, ct) => destination.WriteAsync(bytes, ct), cancellationToken);
     }
 
+    /// <summary>RETR n written to a caller's PipeWriter while it arrives (flushed per slice, so back-pressure applies).</summary>
+    public ValueTask<FSharpResult<Pop3Retrieval, Pop3Error>> RetrieveAsync(ulong message, System.IO.Pipelines.PipeWriter destination, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        return RetrieveAsync(
+            message,
+            async (bytes, ct) => await destination.WriteAsync(bytes, ct).ConfigureAwait(false),
+            cancellationToken);
+    }
+
     /// <summary>RETR n as one array (for small messages; use a sink for large ones).</summary>
     public async ValueTask<FSharpResult<byte[], Pop3Error>> RetrieveBytesAsync(ulong message, CancellationToken cancellationToken = default)
     {
@@ -744,10 +754,29 @@ public sealed class Pop3Connection : IAsyncDisposable
     /// offers PIPELINING, lock-step otherwise): each body goes to <paramref name="sink"/> with its
     /// message number while it arrives; each result is yielded in order once its body is complete.
     /// </summary>
-    public async IAsyncEnumerable<FSharpResult<Pop3Retrieval, Pop3Error>> RetrieveManyAsync(
+    public IAsyncEnumerable<FSharpResult<Pop3Retrieval, Pop3Error>> RetrieveManyAsync(
         IEnumerable<ulong> messages,
         Func<ulong, ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink,
-        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        ManyAsync(messages, Pop3Request.Retr, "RETR", sink, cancellationToken);
+
+    /// <summary>
+    /// TOP n <paramref name="lines"/> for several messages, pipelined like <see cref="RetrieveManyAsync"/>:
+    /// with 0 lines, the headers of a whole maildrop in one round of commands.
+    /// </summary>
+    public IAsyncEnumerable<FSharpResult<Pop3Retrieval, Pop3Error>> TopManyAsync(
+        IEnumerable<ulong> messages,
+        ulong lines,
+        Func<ulong, ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink,
+        CancellationToken cancellationToken = default) =>
+        ManyAsync(messages, m => Pop3Request.Top(m, lines), "TOP", sink, cancellationToken);
+
+    private async IAsyncEnumerable<FSharpResult<Pop3Retrieval, Pop3Error>> ManyAsync(
+        IEnumerable<ulong> messages,
+        Func<ulong, Pop3Request> request,
+        string command,
+        Func<ulong, ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(messages);
         ArgumentNullException.ThrowIfNull(sink);
@@ -762,7 +791,7 @@ public sealed class Pop3Connection : IAsyncDisposable
         foreach (var message in messages)
         {
             var m = message;
-            submitted.Add((m, Submit(Pop3Request.Retr(m), (bytes, ct) => sink(m, bytes, ct))));
+            submitted.Add((m, Submit(request(m), (bytes, ct) => sink(m, bytes, ct))));
         }
 
         var next = 0;
@@ -771,7 +800,7 @@ public sealed class Pop3Connection : IAsyncDisposable
             for (; next < submitted.Count; next++)
             {
                 var (message, id) = submitted[next];
-                yield return Retrieval(message, await AwaitAsync(id, "RETR", cancellationToken).ConfigureAwait(false));
+                yield return Retrieval(message, await AwaitAsync(id, command, cancellationToken).ConfigureAwait(false));
             }
         }
         finally
@@ -785,7 +814,7 @@ public sealed class Pop3Connection : IAsyncDisposable
 
             if (next < submitted.Count - 1 && broken is null)
             {
-                Break(ShellErrors.Transport("RETR", endpoint, "The retrieval was abandoned with replies in flight; the connection was closed."));
+                Break(ShellErrors.Transport(command, endpoint, $"{command} was abandoned with replies in flight; the connection was closed."));
             }
         }
     }
