@@ -1,4 +1,4 @@
-/// dotnet run -c Release --project tests/Pop3Functional.Benchmarks -- [--quick | --alloc | --serve [--against host:port[:tlsport] user password] | BenchmarkDotNet arguments]
+/// dotnet run -c Release --project tests/Pop3Functional.Benchmarks -- [--quick | --alloc | --e2e | --serve [--against host:port[:tlsport] user password] | BenchmarkDotNet arguments]
 module Pop3Functional.Benchmarks.Program
 
 open System
@@ -206,6 +206,7 @@ let main args =
         submission ()
     | [| "--profile"; seconds |] -> profile (float seconds)
     | [| "--serve" |] -> Serving.run 5 None
+    | [| "--e2e" |] -> EndToEnd.run 5
     | [| "--serve"; "--against"; endpoint; user; password |] ->
         // host:port[:tlsport], e.g. 127.0.0.1:10110:10995 for a Dovecot started for the comparison.
         let parts = endpoint.Split ':'

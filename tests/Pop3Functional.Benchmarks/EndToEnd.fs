@@ -1,0 +1,233 @@
+/// End to end: the client shell (Pop3Connection) fetches each mailbox set from the simulator over
+/// loopback, next to the raw pipelined reader of Serving.fs on the same simulator in the same run,
+/// so the ratio shell / raw says how much of the wire's speed the shell keeps. A lock-step variant
+/// of the raw reader runs too: it shows what lock-step RETR alone costs, shell or not.
+module Pop3Functional.Benchmarks.EndToEnd
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Net
+open System.Net.Security
+open System.Net.Sockets
+open System.Text
+open System.Threading
+open System.Threading.Tasks
+open Pop3Functional.Core
+open Pop3Functional.Shell
+open Pop3Functional.Benchmarks.Serving
+
+/// The most one fetch may take before the run fails (the shell's operations are cancelled).
+let private limit = TimeSpan.FromSeconds 60.0
+
+let private options (endpoint: IPEndPoint) (tls: bool) =
+    Pop3ConnectionOptions(
+        Host = endpoint.Address.ToString(),
+        Port = endpoint.Port,
+        Tls = (if tls then TlsMode.Implicit else TlsMode.NoTls),
+        AllowPlaintextCredentials = true,
+        TlsServerName = "localhost",
+        CertificateValidation = RemoteCertificateValidationCallback(fun _ _ _ _ -> true)
+    )
+
+let private ok (what: string) (result: Result<'T, Pop3Error>) =
+    match result with
+    | Ok value -> value
+    | Error error -> failwith $"{what}: {error}"
+
+/// Connect, login, RETR 1..messages one after the other (lock-step: RetrieveAsync waits for each
+/// reply), each body into a sink that only counts octets, QUIT. Returns (body octets, messages).
+let fetchShell (options: Pop3ConnectionOptions) (user: string) (password: string) (messages: int) =
+    task {
+        use cancel = new CancellationTokenSource(limit)
+        let ct = cancel.Token
+        let! connected = Pop3Connection.ConnectAsync(options, ct)
+        let connection = ok "connect" connected
+        let mutable quit = false
+
+        try
+            use secret = Secret.FromString password
+            let! login = connection.LoginAsync(user, secret, ct)
+            let stat = ok "login" login
+
+            if stat.Count <> uint64 messages then
+                failwith $"the maildrop holds {stat.Count} messages, not {messages}"
+
+            let octets = ref 0L
+
+            let sink =
+                Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask>(fun bytes _ ->
+                    octets.Value <- octets.Value + int64 bytes.Length
+                    ValueTask.CompletedTask)
+
+            for n in 1..messages do
+                let! retrieved = connection.RetrieveAsync(uint64 n, sink, ct)
+                ok $"RETR {n}" retrieved |> ignore
+
+            let! bye = connection.QuitAsync ct
+            quit <- true
+            ok "QUIT" bye |> ignore
+
+            if uint64 octets.Value <> stat.Octets then
+                failwith $"the sink counted {octets.Value} octets, the maildrop holds {stat.Octets}"
+
+            return octets.Value, messages
+        finally
+            if not quit then
+                connection.DisposeAsync().AsTask().Wait()
+    }
+
+/// The raw reader again, but lock-step as the shell is today: RETR n, read to its terminator, then
+/// RETR n+1. Not a baseline for the ratio: it shows how much of the gap lock-step alone costs.
+let fetchLockStep (endpoint: IPEndPoint) (tls: bool) (user: string) (password: string) (messages: int) =
+    use socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+    socket.NoDelay <- true
+    socket.Connect endpoint
+    let network = new NetworkStream(socket, true)
+
+    let stream: Stream =
+        if tls then
+            let ssl =
+                new SslStream(network, false, RemoteCertificateValidationCallback(fun _ _ _ _ -> true))
+
+            ssl.AuthenticateAsClient("localhost")
+            ssl
+        else
+            network
+
+    use _ = stream
+    let buffer = Array.zeroCreate<byte> 65536
+    // The last octets read, so that an end straddling two reads is seen.
+    let tail = Array.zeroCreate<byte> 5
+    let mutable octets = 0L
+
+    /// Reads one reply: until the octets read end with `ending` (one reply is due at a time).
+    let reply (ending: byte[]) =
+        let mutable filled = 0
+        let mutable first = true
+        let mutable go = true
+
+        while go do
+            let n = stream.Read(buffer, 0, buffer.Length)
+
+            if n = 0 then
+                raise (IOException "the server closed the connection")
+
+            if first && buffer[0] <> byte '+' then
+                raise (IOException "the server did not answer +OK")
+
+            first <- false
+            octets <- octets + int64 n
+
+            if n >= tail.Length then
+                Array.Copy(buffer, n - tail.Length, tail, 0, tail.Length)
+                filled <- tail.Length
+            else
+                let keep = min filled (tail.Length - n)
+                Array.Copy(tail, filled - keep, tail, 0, keep)
+                Array.Copy(buffer, 0, tail, keep, n)
+                filled <- keep + n
+
+            go <-
+                not (
+                    filled >= ending.Length
+                    && ReadOnlySpan(tail, filled - ending.Length, ending.Length).SequenceEqual(ReadOnlySpan ending)
+                )
+
+    let line = "\r\n"B
+    reply line
+    stream.Write(Encoding.ASCII.GetBytes $"USER {user}\r\n")
+    reply line
+    stream.Write(Encoding.ASCII.GetBytes $"PASS {password}\r\n")
+    reply line
+    octets <- 0L
+
+    for n in 1..messages do
+        stream.Write(Encoding.ASCII.GetBytes $"RETR {n}\r\n")
+        reply "\r\n.\r\n"B
+
+    let retrieved = octets
+    stream.Write(Encoding.ASCII.GetBytes "QUIT\r\n")
+    reply line
+    retrieved, messages
+
+let private median (values: float list) =
+    let sorted = List.sort values
+    sorted[sorted.Length / 2]
+
+/// Seconds and allocated bytes (every thread: the simulator is in this process too) of one run.
+let private measure (fetch: unit -> unit) =
+    GC.Collect()
+    GC.WaitForPendingFinalizers()
+    let before = GC.GetTotalAllocatedBytes true
+    let watch = Stopwatch.StartNew()
+    fetch ()
+    let seconds = watch.Elapsed.TotalSeconds
+    let after = GC.GetTotalAllocatedBytes true
+    seconds, float (after - before)
+
+/// For each set: one simulator, one warm-up run of each client, then `runs` rounds of (raw,
+/// lock-step raw, shell); prints medians. MB/s counts the same wire octets for every client (what
+/// the pipelined raw reader read: status lines, stuffed bodies, terminators).
+let run (runs: int) =
+    printfn "End to end over loopback, the simulator in this process: the raw pipelined reader (the"
+    printfn "baseline), the same reader lock-step, and the shell (Pop3Connection; RetrieveAsync is lock-step)."
+    printfn "Median of %d interleaved runs per row after one warm-up run of each client." runs
+    printfn "MB/s = wire octets / time (MB = 10^6); ratio = messages/s / the raw reader's messages/s;"
+    printfn "B/message = GC.GetTotalAllocatedBytes(true) across one run (client and simulator) / messages;"
+    printfn "shell - raw = the shell's B/message minus the raw reader's: the client's share."
+    printfn ""
+
+    printfn "%-22s %-14s %10s %12s %8s %12s" "set" "client" "MB/s" "messages/s" "ratio" "B/message"
+
+    for set in sets do
+        use sim = startSimulator set
+        let endpoint = if set.Tls then sim.TlsEndpoint else sim.Endpoint
+        let shellOptions = options endpoint set.Tls
+
+        let clients =
+            [
+                "raw reader", (fun () -> fetch endpoint set.Tls "bench" "bench" set.Messages)
+                "raw lock-step", (fun () -> fetchLockStep endpoint set.Tls "bench" "bench" set.Messages)
+                "shell", (fun () -> (fetchShell shellOptions "bench" "bench" set.Messages).GetAwaiter().GetResult())
+            ]
+
+        let wire = fst ((snd clients.Head) ())
+
+        for _, client in clients.Tail do
+            client () |> ignore
+
+        // Interleaved, so that a noisy moment hits every client alike.
+        let rounds =
+            [
+                for _ in 1..runs do
+                    [ for _, client in clients -> measure (client >> ignore) ]
+            ]
+
+        let messages = float set.Messages
+        let mb = float wire / 1e6
+
+        let medians =
+            clients
+            |> List.mapi (fun i (name, _) ->
+                let seconds = median (rounds |> List.map (fun round -> fst round[i]))
+                let bytes = median (rounds |> List.map (fun round -> snd round[i])) / messages
+                name, seconds, bytes)
+
+        let _, rawSeconds, rawBytes = medians.Head
+
+        for i, (name, seconds, bytes) in List.indexed medians do
+            printfn
+                "%-22s %-14s %10.1f %12.0f %8s %12.0f"
+                (if i = 0 then set.Name else "")
+                name
+                (mb / seconds)
+                (messages / seconds)
+                (if i = 0 then
+                     ""
+                 else
+                     (rawSeconds / seconds).ToString("0.00"))
+                bytes
+
+        let _, _, shellBytes = List.last medians
+        printfn "%-22s %-14s %10s %12s %8s %12.0f" "" "shell - raw" "" "" "" (shellBytes - rawBytes)
