@@ -761,7 +761,43 @@ public sealed class Pop3Connection : IAsyncDisposable
         ManyAsync(messages, Pop3Request.Retr, "RETR", sink, cancellationToken);
 
     /// <summary>
-    /// TOP n <paramref name="lines"/> for several messages, pipelined like <see cref="RetrieveManyAsync"/>:
+    /// <see cref="RetrieveManyAsync(IEnumerable{ulong}, Func{ulong, ReadOnlyMemory{byte}, CancellationToken, ValueTask}, CancellationToken)"/>
+    /// with progress: <paramref name="progress"/> hears of every slice received and of every
+    /// message completed (DESIGN §12: the CLI shows it).
+    /// </summary>
+    public async IAsyncEnumerable<FSharpResult<Pop3Retrieval, Pop3Error>> RetrieveManyAsync(
+        IEnumerable<ulong> messages,
+        Func<ulong, ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink,
+        IProgress<Pop3Progress> progress,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        ArgumentNullException.ThrowIfNull(progress);
+        var received = new Dictionary<ulong, ulong>();
+        await foreach (var result in ManyAsync(
+            messages,
+            Pop3Request.Retr,
+            "RETR",
+            (message, bytes, ct) =>
+            {
+                received[message] = received.GetValueOrDefault(message) + (ulong)bytes.Length;
+                progress.Report(new Pop3Progress(message, received[message], false));
+                return sink(message, bytes, ct);
+            },
+            cancellationToken).ConfigureAwait(false))
+        {
+            if (result.IsOk)
+            {
+                received.Remove(result.ResultValue.Message);
+                progress.Report(new Pop3Progress(result.ResultValue.Message, result.ResultValue.Octets, true));
+            }
+
+            yield return result;
+        }
+    }
+
+    /// <summary>
+    /// TOP n <paramref name="lines"/> for several messages, pipelined like <see cref="RetrieveManyAsync(IEnumerable{ulong}, Func{ulong, ReadOnlyMemory{byte}, CancellationToken, ValueTask}, CancellationToken)"/>:
     /// with 0 lines, the headers of a whole maildrop in one round of commands.
     /// </summary>
     public IAsyncEnumerable<FSharpResult<Pop3Retrieval, Pop3Error>> TopManyAsync(

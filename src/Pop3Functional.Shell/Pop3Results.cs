@@ -26,3 +26,9 @@ public sealed record Pop3Retrieval(ulong Message, ulong Octets, ulong? ListedOct
 /// <param name="UpdateCompleted">The server entered UPDATE: the deletions it confirmed are committed.</param>
 /// <param name="DeletionsCommitted">The messages whose deletion took effect.</param>
 public sealed record Pop3QuitResult(string Text, bool UpdateCompleted, IReadOnlyList<ulong> DeletionsCommitted);
+
+/// <summary>Progress of a retrieval: octets of a message so far, and when it is complete.</summary>
+/// <param name="Message">The message number.</param>
+/// <param name="OctetsReceived">Octets delivered so far (dot-unstuffed).</param>
+/// <param name="Completed">The message is complete (its terminator arrived).</param>
+public readonly record struct Pop3Progress(ulong Message, ulong OctetsReceived, bool Completed);

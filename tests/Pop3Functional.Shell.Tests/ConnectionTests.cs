@@ -103,6 +103,16 @@ public sealed class ConnectionTests
     }
 
     [Fact]
+    public async Task TLS_required_and_STLS_answered_with_ERR_sends_no_credential()
+    {
+        var options = SimulatorOptions.Default.WithFaults(Faults.ErrorReply(Faults.OnVerb("STLS"), "SYS/TEMP", "not now"));
+        await using var sim = await StartAsync(options);
+        var error = Error(await Pop3Connection.ConnectAsync(Stls(sim), Ct));
+        Assert.False(error.IsUsage, error.Message);
+        Assert.DoesNotContain(sim.Transcript.ClientLines(0), l => l.StartsWith("USER", StringComparison.Ordinal) || l.StartsWith("PASS", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Bytes_injected_after_the_STLS_OK_are_rejected_and_no_credential_is_sent()
     {
         var options = SimulatorOptions.Default.WithFaults(FaultPlan.Of(Faults.InjectAfterStls("+OK injected\r\n"u8.ToArray())));
@@ -166,7 +176,8 @@ public sealed class ConnectionTests
         var error = Error(await connection.RetrieveBytesAsync(2, Ct));
         Assert.True(error.IsProtocol, error.Message);
         Assert.Equal(ProtocolErrorKind.ConnectionClosed, ((Pop3Error.Protocol)error).Item.Kind);
-        Assert.Contains("RETR", error.Message);
+        // How much of which message arrived: 10 body octets of RETR 2.
+        Assert.Contains("after 10 octets of the reply to RETR 2", error.Message);
     }
 
     [Fact]

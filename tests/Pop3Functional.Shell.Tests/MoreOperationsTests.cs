@@ -65,6 +65,29 @@ public sealed class MoreOperationsTests
     }
 
     [Fact]
+    public async Task Progress_hears_of_every_slice_and_every_completed_message()
+    {
+        await using var sim = await StartAsync();
+        await using var connection = await LoggedInAsync(Plain(sim));
+        var reports = new List<Pop3Progress>();
+        var progress = new SynchronousProgress(reports.Add);
+        await foreach (var result in connection.RetrieveManyAsync([1UL, 2UL], (_, _, _) => ValueTask.CompletedTask, progress, Ct))
+        {
+            Ok(result);
+        }
+
+        Assert.Equal([1UL, 2UL], reports.Where(r => r.Completed).Select(r => r.Message));
+        Assert.Equal((ulong)Stored(2).Length, reports.Last(r => r.Message == 2).OctetsReceived);
+        Assert.Contains(reports, r => !r.Completed && r.Message == 1);
+    }
+
+    /// <summary>IProgress that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+    private sealed class SynchronousProgress(Action<Pop3Progress> report) : IProgress<Pop3Progress>
+    {
+        public void Report(Pop3Progress value) => report(value);
+    }
+
+    [Fact]
     public async Task RetrieveAllBytes_gives_the_whole_maildrop()
     {
         await using var sim = await StartAsync();
