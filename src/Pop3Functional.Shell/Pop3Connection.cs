@@ -253,7 +253,7 @@ public sealed class Pop3Connection : IAsyncDisposable
     /// <summary>Pumps until the request's final event, within the operation deadline.</summary>
     private async ValueTask<FSharpResult<Pop3Output, Pop3Error>> AwaitAsync(long id, string command, CancellationToken cancellationToken)
     {
-        using var activity = Pop3Telemetry.StartCommand(command, endpoint);
+        using var activity = Pop3Telemetry.StartCommand(command, endpoint, session);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var result = await AwaitCoreAsync(id, command, cancellationToken).ConfigureAwait(false);
         Pop3Telemetry.CommandDuration.Record(

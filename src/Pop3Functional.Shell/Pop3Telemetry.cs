@@ -48,9 +48,12 @@ public static class Pop3Telemetry
         return activity;
     }
 
-    internal static Activity? StartCommand(string command, string endpoint)
+    /// <summary>A command span, a child of the session's span (the caller's flow does not carry it).</summary>
+    internal static Activity? StartCommand(string command, string endpoint, Activity? session)
     {
-        var activity = Source.StartActivity("pop3.command", ActivityKind.Client);
+        var activity = session is null
+            ? Source.StartActivity("pop3.command", ActivityKind.Client)
+            : Source.StartActivity("pop3.command", ActivityKind.Client, session.Context);
         activity?.SetTag("pop3.command", command);
         activity?.SetTag("server.endpoint", endpoint);
         return activity;

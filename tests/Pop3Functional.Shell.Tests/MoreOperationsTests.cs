@@ -217,10 +217,15 @@ public sealed class MoreOperationsTests
             Ok(await connection.QuitAsync(Ct));
         }
 
-        var mine = activities.Where(a => a.Tags.Any(t => t.Key == "server.endpoint" && t.Value!.Contains(sim.Endpoint.Port.ToString(), StringComparison.Ordinal))
-            || a.OperationName == "pop3.session").ToList();
+        // Other tests run in parallel in this process: keep the spans of this simulator only.
+        var port = sim.Endpoint.Port;
+        var mine = activities.Where(a =>
+            (a.OperationName == "pop3.command" && a.GetTagItem("server.endpoint") is string e && e.EndsWith($":{port}", StringComparison.Ordinal))
+            || (a.OperationName == "pop3.session" && a.GetTagItem("server.port") is int p && p == port)).ToList();
         Assert.Contains(mine, a => a.OperationName == "pop3.command" && a.GetTagItem("pop3.command") as string == "RETR" && a.GetTagItem("pop3.result") as string == "ok");
         Assert.Contains(mine, a => a.OperationName == "pop3.session" && a.Events.Any(e => e.Name == "poplib.connect"));
+        var sessionSpan = mine.Single(a => a.OperationName == "pop3.session");
+        Assert.All(mine.Where(a => a.OperationName == "pop3.command"), a => Assert.Equal(sessionSpan.SpanId, a.ParentSpanId));
         var putlines = mine.SelectMany(a => a.Events).Where(e => e.Name == "poplib.putline").Select(e => e.Tags.First().Value as string).ToList();
         Assert.Contains(putlines, l => l!.StartsWith("PASS", StringComparison.Ordinal));
 
