@@ -33,10 +33,32 @@ internal sealed class LowSpeedRule(long limitOctets, TimeSpan window, string end
         octets = 0;
     }
 
+    private long pausedAt;
+
+    /// <summary>Stops the clock: control is with the caller (a sink, or between reads of a stream).</summary>
+    public void Pause()
+    {
+        if (pausedAt == 0)
+        {
+            pausedAt = Stopwatch.GetTimestamp();
+        }
+    }
+
+    /// <summary>Starts the clock again; the paused time does not count.</summary>
+    public void Resume()
+    {
+        if (pausedAt != 0)
+        {
+            windowStart += Stopwatch.GetTimestamp() - pausedAt;
+            pausedAt = 0;
+        }
+    }
+
     /// <summary>Starts a new window (a new operation begins; idle time between operations is not slowness).</summary>
     public void Restart()
     {
         windowStart = Stopwatch.GetTimestamp();
+        pausedAt = 0;
         octets = 0;
     }
 }

@@ -34,6 +34,7 @@ public sealed class Pop3Connection : IAsyncDisposable
     private readonly HashSet<long> answered = [];
     private readonly LowSpeedRule speed;
     private Pop3Output? authorizationReady;
+    private bool upgradePending;
     private System.Diagnostics.Activity? session;
     private long nextId = 1;
     private Pop3Error? broken;
@@ -204,7 +205,7 @@ public sealed class Pop3Connection : IAsyncDisposable
         var connection = new Pop3Connection(options, transport, socket, stream, endpoint);
         connection.session = Pop3Telemetry.StartSession(string.IsNullOrEmpty(options.Host) ? endpoint : options.Host, options.Port, options.Tls);
         var failed = await connection.PumpUntilAsync(
-            () => connection.authorizationReady is not null, limit.Token, callerToken, "greeting").ConfigureAwait(false);
+            () => connection.authorizationReady is not null, limit.Token, callerToken, "greeting", "connect timeout").ConfigureAwait(false);
 
         if (connection.authorizationReady is not { } output)
         {
@@ -248,6 +249,18 @@ public sealed class Pop3Connection : IAsyncDisposable
 
         machine.Submit(id, request);
         return id;
+    }
+
+    /// <summary>A token that also fires at the operation deadline, if one is set.</summary>
+    private CancellationTokenSource Deadline(CancellationToken cancellationToken)
+    {
+        var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (options.OperationDeadline is { } limit)
+        {
+            deadline.CancelAfter(limit);
+        }
+
+        return deadline;
     }
 
     /// <summary>Pumps until the request's final event, within the operation deadline.</summary>
@@ -322,13 +335,21 @@ public sealed class Pop3Connection : IAsyncDisposable
     /// it, or null. Cancellation by the caller closes the connection and throws.
     /// </summary>
     private async ValueTask<Pop3Error?> PumpUntilAsync(
-        Func<bool> satisfied, CancellationToken token, CancellationToken callerToken, string command)
+        Func<bool> satisfied, CancellationToken token, CancellationToken callerToken, string command, string limit = "operation deadline")
     {
+        // Time spent with the caller (between yields, between stream reads) is not the server's slowness.
+        speed.Resume();
         try
         {
             while (true)
             {
                 await DrainAsync(token).ConfigureAwait(false);
+                if (upgradePending)
+                {
+                    await UpgradeAsync(token).ConfigureAwait(false);
+                    continue;
+                }
+
                 if (satisfied())
                 {
                     return null;
@@ -342,6 +363,14 @@ public sealed class Pop3Connection : IAsyncDisposable
                 await ReadOnceAsync(token, command).ConfigureAwait(false);
             }
         }
+        catch (SinkException ex)
+        {
+            // The caller's code failed while a body was arriving: the rest of the reply cannot be
+            // matched to anything any more, so the connection closes; the caller's exception goes on.
+            Break(ShellErrors.Transport(command, endpoint, $"The caller's sink failed during {command}; the connection was closed."));
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(ex.InnerException!);
+            throw;
+        }
         catch (OperationCanceledException) when (callerToken.IsCancellationRequested)
         {
             // The protocol cannot resynchronise after an abandoned command: close (DESIGN §12).
@@ -350,7 +379,7 @@ public sealed class Pop3Connection : IAsyncDisposable
         }
         catch (OperationCanceledException ex)
         {
-            var error = ShellErrors.Transport(command, endpoint, $"{command} did not complete within the operation deadline; the connection was closed.", ex);
+            var error = ShellErrors.Transport(command, endpoint, $"{command} did not complete within the {limit}; the connection was closed.", ex);
             Break(error);
             return error;
         }
@@ -365,6 +394,10 @@ public sealed class Pop3Connection : IAsyncDisposable
             var error = ShellErrors.Transport(command, endpoint, $"The connection to {endpoint} failed during {command}: {ex.Message}", ex);
             Break(error);
             return error;
+        }
+        finally
+        {
+            speed.Pause();
         }
     }
 
@@ -382,8 +415,9 @@ public sealed class Pop3Connection : IAsyncDisposable
                     break;
 
                 case Pop3OutputKind.StartTls:
-                    await FlushAsync(token).ConfigureAwait(false);
-                    await UpgradeAsync(token).ConfigureAwait(false);
+                    // The handshake waits until every octet of the current read has been fed (the
+                    // core rejects any that followed +OK) and the read buffer is released.
+                    upgradePending = true;
                     break;
 
                 case Pop3OutputKind.Close:
@@ -396,7 +430,7 @@ public sealed class Pop3Connection : IAsyncDisposable
                     switch (output.EventKind)
                     {
                         case Pop3EventKind.BodyData when sinks.TryGetValue(output.RequestId, out var sink):
-                            await sink(output.Bytes, token).ConfigureAwait(false);
+                            await DeliverAsync(sink, output.Bytes, token).ConfigureAwait(false);
                             break;
                         case Pop3EventKind.SizeMismatch:
                             sizeMismatches[output.RequestId] = output.ListedOctets;
@@ -430,6 +464,27 @@ public sealed class Pop3Connection : IAsyncDisposable
 
         await FlushAsync(token).ConfigureAwait(false);
     }
+
+    /// <summary>Hands a body slice to the caller's sink; its time is not counted against the server.</summary>
+    private async ValueTask DeliverAsync(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, ReadOnlyMemory<byte> slice, CancellationToken token)
+    {
+        speed.Pause();
+        try
+        {
+            await sink(slice, token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw new SinkException(ex);
+        }
+        finally
+        {
+            speed.Resume();
+        }
+    }
+
+    /// <summary>The caller's sink threw; carries its exception out of the pump.</summary>
+    private sealed class SinkException(Exception inner) : Exception(inner.Message, inner);
 
     private async ValueTask FlushAsync(CancellationToken token)
     {
@@ -485,19 +540,19 @@ public sealed class Pop3Connection : IAsyncDisposable
         speed.Observe(buffer.Length, command);
         Pop3Telemetry.OctetsReceived.Add(buffer.Length);
         QuickAck();
-        foreach (var segment in buffer)
+        try
         {
-            log.Received(segment.Span);
-            machine.Feed(segment);
-            await DrainAsync(token).ConfigureAwait(false);
+            foreach (var segment in buffer)
+            {
+                log.Received(segment.Span);
+                machine.Feed(segment);
+                await DrainAsync(token).ConfigureAwait(false);
+            }
         }
-
-        current.AdvanceTo(buffer.End);
-        if (!ReferenceEquals(current, reader))
+        finally
         {
-            // STLS replaced the reader while this buffer was being fed: retire the plaintext one.
-            await current.CompleteAsync().ConfigureAwait(false);
-            return;
+            // Every octet was handed to the core (it copies what it keeps): never feed them twice.
+            current.AdvanceTo(buffer.End);
         }
 
         if (read.IsCompleted)
@@ -534,6 +589,8 @@ public sealed class Pop3Connection : IAsyncDisposable
     /// <summary>STLS: the handshake on the same transport, then a reader over TLS (RFC 2595 §4).</summary>
     private async ValueTask UpgradeAsync(CancellationToken token)
     {
+        upgradePending = false;
+        await reader.CompleteAsync().ConfigureAwait(false);
         // The reader has handed every octet it read to the core, which rejects any that followed
         // +OK (response injection); nothing of the TLS stream was read as plaintext, because the
         // pump reads only while a reply is due and none is due during the handshake. The read
@@ -643,10 +700,11 @@ public sealed class Pop3Connection : IAsyncDisposable
         }
 
         speed.Restart();
-        var body = new Pop3MessageStream(this, message);
+        var body = new Pop3MessageStream(this, message, options.OperationDeadline);
         body.Id = Submit(Pop3Request.Retr(message), body.Accept);
         var id = body.Id;
-        var failed = await PumpUntilAsync(() => answered.Contains(id) || finals.ContainsKey(id), cancellationToken, cancellationToken, "RETR")
+        using var deadline = Deadline(cancellationToken);
+        var failed = await PumpUntilAsync(() => answered.Contains(id) || finals.ContainsKey(id), deadline.Token, cancellationToken, "RETR")
             .ConfigureAwait(false);
 
         if (finals.TryGetValue(id, out var final) && final.IsError)
@@ -669,7 +727,9 @@ public sealed class Pop3Connection : IAsyncDisposable
     {
         var before = body.OctetsReceived;
         var id = body.Id;
-        var failed = await PumpUntilAsync(() => body.OctetsReceived > before || finals.ContainsKey(id), cancellationToken, cancellationToken, "RETR")
+        // The deadline covers the whole message, from OpenMessageAsync on, not each read.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, body.DeadlineToken);
+        var failed = await PumpUntilAsync(() => body.OctetsReceived > before || finals.ContainsKey(id), deadline.Token, cancellationToken, "RETR")
             .ConfigureAwait(false);
 
         if (finals.TryGetValue(id, out var final) && final.IsError)
@@ -928,6 +988,16 @@ public sealed class Pop3Connection : IAsyncDisposable
         // The core forgets what it learned in plaintext and asks CAPA over TLS itself (RFC 2595 §4);
         // the session is ready again once that answer is in.
         var failed = await PumpUntilAsync(() => authorizationReady is not null, cancellationToken, cancellationToken, "STLS").ConfigureAwait(false);
+        if (authorizationReady is { } ready)
+        {
+            Greeting = Greeting with
+            {
+                ApopAvailable = ready.ApopAvailable,
+                Capabilities = ready.Capabilities,
+                TlsActive = IsTlsActive,
+            };
+        }
+
         return authorizationReady is not null
             ? ShellErrors.Ok(machine.Capabilities)
             : ShellErrors.Fail<Pop3Capabilities>(failed ?? broken ?? ShellErrors.Transport("STLS", endpoint, $"The connection to {endpoint} is closed."));

@@ -14,7 +14,7 @@ public sealed class Pop3StreamException(Pop3Error error) : IOException(error.Mes
 }
 
 /// <summary>
-/// A message read while it arrives (RETR or TOP): each read pumps the connection only when what
+/// A message read while it arrives (RETR): each read pumps the connection only when what
 /// was received so far has been read, so memory stays at one network read whatever the message
 /// size. Dispose it to go on with the session: an unread rest is read and dropped
 /// (<see cref="DisposeAsync"/>) or, with <see cref="Stream.Dispose()"/>, the connection is closed.
@@ -26,12 +26,22 @@ public sealed class Pop3MessageStream : Stream
     private int readOffset;
     private bool ended;
     private bool disposed;
+    private Pop3Error? failure;
 
-    internal Pop3MessageStream(Pop3Connection connection, ulong message)
+    private readonly CancellationTokenSource? deadline;
+
+    internal Pop3MessageStream(Pop3Connection connection, ulong message, TimeSpan? operationDeadline)
     {
         this.connection = connection;
         Message = message;
+        if (operationDeadline is { } limit)
+        {
+            deadline = new CancellationTokenSource(limit);
+        }
     }
+
+    /// <summary>Fires at the operation deadline counted from opening (never without one).</summary>
+    internal CancellationToken DeadlineToken => deadline?.Token ?? CancellationToken.None;
 
     /// <summary>The message number.</summary>
     public ulong Message { get; }
@@ -54,6 +64,12 @@ public sealed class Pop3MessageStream : Stream
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
+        if (failure is not null)
+        {
+            // Sticky: a truncated message never reads as complete.
+            throw new Pop3StreamException(failure);
+        }
+
         while (readOffset == received.WrittenCount && !ended)
         {
             received.ResetWrittenCount();
@@ -62,6 +78,7 @@ public sealed class Pop3MessageStream : Stream
             if (error is not null)
             {
                 ended = true;
+                failure = error;
                 throw new Pop3StreamException(error);
             }
 
@@ -88,20 +105,37 @@ public sealed class Pop3MessageStream : Stream
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    /// <summary>Reads and drops the rest of the message, so the session can go on.</summary>
+    /// <summary>The most octets DisposeAsync reads and drops to keep the session; past it, the connection closes.</summary>
+    public const long MaxDrainOctets = 16L * 1024 * 1024;
+
+    /// <summary>
+    /// Reads and drops the rest of the message (up to <see cref="MaxDrainOctets"/>, within the
+    /// operation deadline), so the session can go on; a longer rest closes the connection instead.
+    /// </summary>
     public override async ValueTask DisposeAsync()
     {
         if (!disposed)
         {
             disposed = true;
-            while (!ended)
+            var start = OctetsReceived;
+            while (!ended && OctetsReceived - start <= MaxDrainOctets)
             {
                 received.ResetWrittenCount();
+                readOffset = 0;
                 var error = await connection.PumpBodyAsync(this, CancellationToken.None).ConfigureAwait(false);
                 ended = error is not null || connection.IsBodyComplete(this);
             }
 
-            connection.EndBody(this);
+            if (ended)
+            {
+                connection.EndBody(this);
+            }
+            else
+            {
+                connection.AbandonBody(this);
+            }
+
+            deadline?.Dispose();
         }
 
         await base.DisposeAsync().ConfigureAwait(false);
@@ -121,6 +155,8 @@ public sealed class Pop3MessageStream : Stream
             {
                 connection.EndBody(this);
             }
+
+            deadline?.Dispose();
         }
 
         base.Dispose(disposing);
