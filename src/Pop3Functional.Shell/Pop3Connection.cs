@@ -35,6 +35,15 @@ public sealed class Pop3Connection : IAsyncDisposable
     private readonly LowSpeedRule speed;
     private Pop3Output? authorizationReady;
     private bool upgradePending;
+    private int busy;
+
+    /// <summary>POP3 is sequential: a second operation while one runs is refused, not interleaved.</summary>
+    private bool Enter() => Interlocked.Exchange(ref busy, 1) == 0;
+
+    private void Exit() => Volatile.Write(ref busy, 0);
+
+    private static Pop3Error Busy(string command) =>
+        ShellErrors.Usage(command, $"{command} was refused: another operation is still running on this connection (one at a time).");
     private System.Diagnostics.Activity? session;
     private long nextId = 1;
     private Pop3Error? broken;
@@ -232,9 +241,21 @@ public sealed class Pop3Connection : IAsyncDisposable
             return ShellErrors.Fail<Pop3Output>(error);
         }
 
-        speed.Restart();
-        var id = Submit(request, body);
-        return await AwaitAsync(id, request.Keyword, cancellationToken).ConfigureAwait(false);
+        if (!Enter())
+        {
+            return ShellErrors.Fail<Pop3Output>(Busy(request.Keyword));
+        }
+
+        try
+        {
+            speed.Restart();
+            var id = Submit(request, body);
+            return await AwaitAsync(id, request.Keyword, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Exit();
+        }
     }
 
     /// <summary>Hands a request to the core (which sends it now or when its pipelining window allows).</summary>
@@ -699,13 +720,27 @@ public sealed class Pop3Connection : IAsyncDisposable
             return ShellErrors.Fail<Pop3MessageStream>(error);
         }
 
+        if (!Enter())
+        {
+            return ShellErrors.Fail<Pop3MessageStream>(Busy("RETR"));
+        }
+
         speed.Restart();
         var body = new Pop3MessageStream(this, message, options.OperationDeadline);
         body.Id = Submit(Pop3Request.Retr(message), body.Accept);
         var id = body.Id;
         using var deadline = Deadline(cancellationToken);
-        var failed = await PumpUntilAsync(() => answered.Contains(id) || finals.ContainsKey(id), deadline.Token, cancellationToken, "RETR")
-            .ConfigureAwait(false);
+        Pop3Error? failed;
+        try
+        {
+            failed = await PumpUntilAsync(() => answered.Contains(id) || finals.ContainsKey(id), deadline.Token, cancellationToken, "RETR")
+                .ConfigureAwait(false);
+        }
+        catch
+        {
+            EndBody(body);
+            throw;
+        }
 
         if (finals.TryGetValue(id, out var final) && final.IsError)
         {
@@ -744,6 +779,8 @@ public sealed class Pop3Connection : IAsyncDisposable
 
     internal void EndBody(Pop3MessageStream body)
     {
+        Exit();
+        sizeMismatches.Remove(body.Id);
         finals.Remove(body.Id);
         answered.Remove(body.Id);
         tracked.Remove(body.Id);
@@ -882,6 +919,12 @@ public sealed class Pop3Connection : IAsyncDisposable
             yield break;
         }
 
+        if (!Enter())
+        {
+            yield return ShellErrors.Fail<Pop3Retrieval>(Busy(command));
+            yield break;
+        }
+
         speed.Restart();
         var submitted = new List<(ulong Message, long Id)>();
         foreach (var message in messages)
@@ -912,6 +955,8 @@ public sealed class Pop3Connection : IAsyncDisposable
             {
                 Break(ShellErrors.Transport(command, endpoint, $"{command} was abandoned with replies in flight; the connection was closed."));
             }
+
+            Exit();
         }
     }
 
@@ -919,7 +964,13 @@ public sealed class Pop3Connection : IAsyncDisposable
     public async IAsyncEnumerable<FSharpResult<(ulong Message, byte[] Octets), Pop3Error>> RetrieveAllBytesAsync(
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var count = Maildrop?.Count ?? 0UL;
+        if (Maildrop is null)
+        {
+            yield return ShellErrors.Fail<(ulong, byte[])>(ShellErrors.Usage("RETR", "RetrieveAllBytesAsync needs a login first: the maildrop is fixed at login (RFC 1939 §4)."));
+            yield break;
+        }
+
+        var count = Maildrop.Value.Count;
         var buffers = new Dictionary<ulong, ArrayBufferWriter<byte>>();
         var numbers = Enumerable.Range(1, (int)Math.Min(count, int.MaxValue)).Select(n => (ulong)n);
         await foreach (var result in RetrieveManyAsync(

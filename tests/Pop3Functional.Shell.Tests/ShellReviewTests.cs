@@ -120,4 +120,31 @@ public sealed class ShellReviewTests
             await Task.Delay(TimeSpan.FromMilliseconds(1300), Ct);
         }
     }
+
+    [Fact]
+    public async Task A_second_operation_while_one_runs_is_refused_as_a_usage_error()
+    {
+        await using var sim = await StartAsync(SimulatorOptions.Default.WithFaults(Faults.Latency(TimeSpan.FromMilliseconds(300))));
+        await using var connection = await LoggedInAsync(Plain(sim));
+        var first = connection.RetrieveBytesAsync(1, Ct).AsTask();
+        var second = Error(await connection.StatAsync(Ct));
+        Assert.True(second.IsUsage, second.Message);
+        Assert.Contains("another operation", second.Message);
+        Assert.Equal(Stored(1), Ok(await first));
+        Ok(await connection.StatAsync(Ct));
+    }
+
+    [Fact]
+    public async Task Retrieving_everything_before_login_is_a_usage_error()
+    {
+        await using var sim = await StartAsync();
+        await using var connection = Ok(await Pop3Connection.ConnectAsync(Plain(sim), Ct));
+        var results = new List<Microsoft.FSharp.Core.FSharpResult<(ulong Message, byte[] Octets), Pop3Error>>();
+        await foreach (var result in connection.RetrieveAllBytesAsync(Ct))
+        {
+            results.Add(result);
+        }
+
+        Assert.True(Error(Assert.Single(results)).IsUsage);
+    }
 }
