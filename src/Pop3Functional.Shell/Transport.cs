@@ -23,6 +23,12 @@ internal static class Transport
             throw new SocketException((int)SocketError.HostNotFound);
         }
 
+        return await ConnectAnyAsync(addresses, port, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Tries each address in turn; the first that accepts wins, else the last failure is thrown.</summary>
+    internal static async Task<Socket> ConnectAnyAsync(IPAddress[] addresses, int port, CancellationToken ct)
+    {
         Exception? last = null;
         foreach (var address in addresses)
         {

@@ -113,3 +113,20 @@ public sealed class TlsAndSinkTests
         Assert.DoesNotContain(Password, everything);
     }
 }
+
+public sealed class TransportTests
+{
+    [Fact]
+    public async Task Every_address_is_tried_in_turn_until_one_answers()
+    {
+        await using var sim = await StartAsync();
+        var port = sim.Endpoint.Port;
+        // 127.0.0.2 is loopback too, but nothing listens there: refused, then 127.0.0.1 answers.
+        using var socket = await Transport.ConnectAnyAsync(
+            [System.Net.IPAddress.Parse("127.0.0.2"), System.Net.IPAddress.Loopback], port, TestContext.Current.CancellationToken);
+        Assert.True(socket.Connected);
+        Assert.Equal(System.Net.IPAddress.Loopback, ((System.Net.IPEndPoint)socket.RemoteEndPoint!).Address);
+        await Assert.ThrowsAsync<System.Net.Sockets.SocketException>(async () =>
+            await Transport.ConnectAnyAsync([System.Net.IPAddress.Parse("127.0.0.2")], port, TestContext.Current.CancellationToken));
+    }
+}
