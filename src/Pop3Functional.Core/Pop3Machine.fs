@@ -292,7 +292,9 @@ type Pop3Machine
     /// A machine for these options; it awaits the greeting (feed the server's first bytes next).
     (options: Options) =
     let mutable state = Session.create options
-    let outputs = Queue<Pop3Output>()
+    // Kept as the core's outputs and converted when taken: a caller that handles body slices
+    // itself (the shell) need not pay for a Pop3Output per slice.
+    let outputs = Queue<Output>()
 
     let convert (o: Output) : Pop3Output =
         let ev kind =
@@ -414,7 +416,7 @@ type Pop3Machine
         state <- next
 
         for o in outs do
-            outputs.Enqueue(convert o)
+            outputs.Enqueue o
 
     /// A machine with the default options (implicit TLS, DESIGN §5 limits, quirks tolerated).
     new() = Pop3Machine(Options.Default)
@@ -471,11 +473,23 @@ type Pop3Machine
     /// Takes the next output, if any.
     member _.TryDequeue([<Out>] output: byref<Pop3Output>) =
         if outputs.Count > 0 then
+            output <- convert (outputs.Dequeue())
+            true
+        else
+            output <- Unchecked.defaultof<_>
+            false
+
+    /// Takes the next output as the core's value, unconverted (for the shell's hot path).
+    member internal _.TryDequeueOutput([<Out>] output: byref<Output>) =
+        if outputs.Count > 0 then
             output <- outputs.Dequeue()
             true
         else
             output <- Unchecked.defaultof<_>
             false
+
+    /// The C# form of a core output.
+    member internal _.ToPublic(output: Output) : Pop3Output = convert output
 
     /// Outputs waiting to be taken.
     member _.PendingOutputs = outputs.Count

@@ -425,8 +425,20 @@ public sealed class Pop3Connection : IAsyncDisposable
     /// <summary>Handles every queued output: writes, the STLS upgrade, body slices, final events.</summary>
     private async ValueTask DrainAsync(CancellationToken token)
     {
-        while (machine.TryDequeue(out var output))
+        while (machine.TryDequeueOutput(out var raw))
         {
+            // Body slices, most of the events, go to their sink without a Pop3Output each.
+            if (raw is Output.Emit { Item: Event.BodyData slice })
+            {
+                if (sinks.TryGetValue(slice.Item1, out var bodySink))
+                {
+                    await DeliverAsync(bodySink, slice.Item2, token).ConfigureAwait(false);
+                }
+
+                continue;
+            }
+
+            var output = machine.ToPublic(raw);
             switch (output.Kind)
             {
                 case Pop3OutputKind.Send:
@@ -450,9 +462,6 @@ public sealed class Pop3Connection : IAsyncDisposable
                     log.Event(output);
                     switch (output.EventKind)
                     {
-                        case Pop3EventKind.BodyData when sinks.TryGetValue(output.RequestId, out var sink):
-                            await DeliverAsync(sink, output.Bytes, token).ConfigureAwait(false);
-                            break;
                         case Pop3EventKind.SizeMismatch:
                             sizeMismatches[output.RequestId] = output.ListedOctets;
                             break;
