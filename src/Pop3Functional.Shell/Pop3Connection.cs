@@ -35,6 +35,11 @@ public sealed class Pop3Connection : IAsyncDisposable
     private readonly LowSpeedRule speed;
     private Pop3Output? authorizationReady;
     private bool upgradePending;
+
+    // When the status line now awaited started to be due (DESIGN §12: it must arrive completely
+    // within the reply timeout, however it is dripped); null while a body or listing streams.
+    private long? statusDueSince;
+    private long octetsSinceStatusDue;
     private int busy;
 
     /// <summary>POP3 is sequential: a second operation while one runs is refused, not interleaved.</summary>
@@ -249,6 +254,7 @@ public sealed class Pop3Connection : IAsyncDisposable
         try
         {
             speed.Restart();
+            statusDueSince = null;
             var id = Submit(request, body);
             return await AwaitAsync(id, request.Keyword, cancellationToken).ConfigureAwait(false);
         }
@@ -439,6 +445,13 @@ public sealed class Pop3Connection : IAsyncDisposable
             }
 
             var output = machine.ToPublic(raw);
+            if (output.Kind == Pop3OutputKind.Event
+                && output.EventKind is not (Pop3EventKind.QuirkTolerated or Pop3EventKind.SizeMismatch or Pop3EventKind.BodyEnded))
+            {
+                // A status line (or a whole listing) just completed: the next one's clock starts anew.
+                statusDueSince = null;
+            }
+
             switch (output.Kind)
             {
                 case Pop3OutputKind.Send:
@@ -552,8 +565,29 @@ public sealed class Pop3Connection : IAsyncDisposable
             return;
         }
 
+        var wait = options.ReplyTimeout;
+        if (machine.Session.Reading.IsStatus)
+        {
+            if (statusDueSince is null)
+            {
+                statusDueSince = System.Diagnostics.Stopwatch.GetTimestamp();
+                octetsSinceStatusDue = 0;
+            }
+
+            wait -= System.Diagnostics.Stopwatch.GetElapsedTime(statusDueSince.Value);
+            if (wait <= TimeSpan.Zero)
+            {
+                throw new TimeoutException(
+                    $"{endpoint} did not complete the status line of the reply to {command} within {options.ReplyTimeout.TotalSeconds:0.#} s; the connection was closed.");
+            }
+        }
+        else
+        {
+            statusDueSince = null;
+        }
+
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(token);
-        idle.CancelAfter(options.ReplyTimeout);
+        idle.CancelAfter(wait);
         ReadResult read;
         var current = reader;
         try
@@ -562,11 +596,13 @@ public sealed class Pop3Connection : IAsyncDisposable
         }
         catch (OperationCanceledException) when (!token.IsCancellationRequested)
         {
-            throw new TimeoutException(
-                $"{endpoint} sent nothing for {options.ReplyTimeout.TotalSeconds:0.#} s while the reply to {command} was due; the connection was closed.");
+            throw new TimeoutException(statusDueSince is null || octetsSinceStatusDue == 0
+                ? $"{endpoint} sent nothing for {options.ReplyTimeout.TotalSeconds:0.#} s while the reply to {command} was due; the connection was closed."
+                : $"{endpoint} did not complete the status line of the reply to {command} within {options.ReplyTimeout.TotalSeconds:0.#} s; the connection was closed.");
         }
 
         var buffer = read.Buffer;
+        octetsSinceStatusDue += buffer.Length;
         speed.Observe(buffer.Length, command);
         Pop3Telemetry.OctetsReceived.Add(buffer.Length);
         QuickAck();

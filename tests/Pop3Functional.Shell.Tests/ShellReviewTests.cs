@@ -147,4 +147,18 @@ public sealed class ShellReviewTests
 
         Assert.True(Error(Assert.Single(results)).IsUsage);
     }
+
+    [Fact]
+    public async Task A_status_line_dripped_slowly_fails_at_the_reply_timeout_not_never()
+    {
+        // 200 ms per octet: octets keep coming, so no read waits long, but the greeting's status
+        // line cannot be complete within one second (DESIGN §12).
+        await using var sim = await StartAsync(SimulatorOptions.Default.WithFaults(Faults.Drip(TimeSpan.FromMilliseconds(200))));
+        var options = Plain(sim) with { ReplyTimeout = TimeSpan.FromSeconds(1) };
+        var watch = Stopwatch.StartNew();
+        var error = Error(await Pop3Connection.ConnectAsync(options, Ct));
+        Assert.True(error.IsTransport, error.Message);
+        Assert.Contains("did not complete the status line", error.Message);
+        Assert.InRange(watch.Elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(4));
+    }
 }
