@@ -324,11 +324,7 @@ public sealed class Pop3Connection : IAsyncDisposable
 
     private async ValueTask<FSharpResult<Pop3Output, Pop3Error>> AwaitCoreAsync(long id, string command, CancellationToken cancellationToken)
     {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        if (options.OperationDeadline is { } limit)
-        {
-            deadline.CancelAfter(limit);
-        }
+        using var deadline = Deadline(cancellationToken);
 
         try
         {
@@ -858,9 +854,7 @@ public sealed class Pop3Connection : IAsyncDisposable
     /// <summary>RETR n as one array (for small messages; use a sink for large ones).</summary>
     public async ValueTask<FSharpResult<byte[], Pop3Error>> RetrieveBytesAsync(ulong message, CancellationToken cancellationToken = default)
     {
-        var buffer = new ArrayBufferWriter<byte>();
-        var result = await RetrieveAsync(message, (bytes, _) => { buffer.Write(bytes.Span); return ValueTask.CompletedTask; }, cancellationToken).ConfigureAwait(false);
-        return result.IsError ? ShellErrors.Fail<byte[]>(result.ErrorValue) : ShellErrors.Ok(buffer.WrittenSpan.ToArray());
+        return await CollectAsync((sink, ct) => RetrieveAsync(message, sink, ct), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>TOP n lines (RFC 1939 §7): the header, the blank line and the first lines of the body, into a sink.</summary>
@@ -874,8 +868,16 @@ public sealed class Pop3Connection : IAsyncDisposable
     /// <summary>TOP n lines as one array.</summary>
     public async ValueTask<FSharpResult<byte[], Pop3Error>> TopBytesAsync(ulong message, ulong lines, CancellationToken cancellationToken = default)
     {
+        return await CollectAsync((sink, ct) => TopAsync(message, lines, sink, ct), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs a body-bearing command into a growing array (for the *BytesAsync forms).</summary>
+    private static async ValueTask<FSharpResult<byte[], Pop3Error>> CollectAsync(
+        Func<Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask>, CancellationToken, ValueTask<FSharpResult<Pop3Retrieval, Pop3Error>>> run,
+        CancellationToken cancellationToken)
+    {
         var buffer = new ArrayBufferWriter<byte>();
-        var result = await TopAsync(message, lines, (bytes, _) => { buffer.Write(bytes.Span); return ValueTask.CompletedTask; }, cancellationToken).ConfigureAwait(false);
+        var result = await run((bytes, _) => { buffer.Write(bytes.Span); return ValueTask.CompletedTask; }, cancellationToken).ConfigureAwait(false);
         return result.IsError ? ShellErrors.Fail<byte[]>(result.ErrorValue) : ShellErrors.Ok(buffer.WrittenSpan.ToArray());
     }
 

@@ -48,6 +48,13 @@ module ConnectionHost =
     /// The longest a TLS handshake may take before the connection is dropped.
     let HandshakeTimeout = TimeSpan.FromSeconds 30.0
 
+    /// A token that fires at HandshakeTimeout or with ct: a client that connects and never says
+    /// ClientHello must not hold a connection forever (implicit TLS and STLS alike).
+    let private handshakeLimitFor (ct: CancellationToken) =
+        let limit = CancellationTokenSource.CreateLinkedTokenSource ct
+        limit.CancelAfter HandshakeTimeout
+        limit
+
     /// Runs the server side of a TLS handshake (TLS 1.2 or 1.3, no client certificate) on stream
     /// and returns the authenticated SslStream, which owns stream. On failure stream is disposed
     /// and the task fails (AuthenticationException, IOException, OperationCanceledException).
@@ -62,9 +69,7 @@ module ConnectionHost =
         task {
             let ssl = new SslStream(stream, false)
             let mutable authenticated = false
-            // A client that connects and never says ClientHello must not hold a connection forever.
-            use handshakeLimit = CancellationTokenSource.CreateLinkedTokenSource ct
-            handshakeLimit.CancelAfter HandshakeTimeout
+            use handshakeLimit = handshakeLimitFor ct
 
             try
                 do! ssl.AuthenticateAsServerAsync(serverOptions certificate, handshakeLimit.Token)
@@ -173,10 +178,7 @@ module ConnectionHost =
                                 // something to write), so the handshake starts on a clean stream.
                                 let ssl = new SslStream(current, true)
                                 current <- ssl
-                                // The same limit as for implicit TLS: a client that sends STLS and
-                                // then nothing must not hold the connection forever.
-                                use handshakeLimit = CancellationTokenSource.CreateLinkedTokenSource ct
-                                handshakeLimit.CancelAfter HandshakeTimeout
+                                use handshakeLimit = handshakeLimitFor ct
                                 do! ssl.AuthenticateAsServerAsync(serverOptions cert, handshakeLimit.Token)
                                 connection.TlsEstablished(SimulatorCertificate.serverEndPointBinding cert)
                             | None -> running <- false
