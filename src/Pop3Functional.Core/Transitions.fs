@@ -67,6 +67,8 @@ type Transition =
 /// is allowed and where a reply leads; docs/state-machine.md is generated from it.
 [<RequireQualifiedAccess>]
 module Transitions =
+    open System.Collections.Generic
+
     let private row from on target condition =
         {
             From = from
@@ -182,10 +184,23 @@ module Transitions =
                 row phase Trigger.Violation PhaseKind.Failed "sticky"
         ]
 
+    // The table as sets, for the checks made on every step (a scan of the list per move showed
+    // in the end-to-end profile).
+    let private moves =
+        HashSet<struct (PhaseKind * Trigger * PhaseKind)>(table |> Seq.map (fun t -> struct (t.From, t.On, t.To)))
+
+    let private submissions =
+        HashSet<struct (PhaseKind * string)>(
+            table
+            |> Seq.choose (fun t ->
+                match t.On with
+                | Trigger.Submitted k -> Some(struct (t.From, k))
+                | _ -> None)
+        )
+
     /// True when the caller may submit this command in this state.
     let allows (phase: PhaseKind) (keyword: string) =
-        table
-        |> List.exists (fun t -> t.From = phase && t.On = Trigger.Submitted keyword)
+        submissions.Contains(struct (phase, keyword))
 
     /// The commands a caller may submit in a state, in table order.
     let commandsIn (phase: PhaseKind) =
@@ -198,7 +213,7 @@ module Transitions =
 
     /// True when the table has this transition.
     let has (from: PhaseKind) (on: Trigger) (target: PhaseKind) =
-        table |> List.exists (fun t -> t.From = from && t.On = on && t.To = target)
+        moves.Contains(struct (from, on, target))
 
     let private triggerText t =
         match t with

@@ -5,18 +5,30 @@ namespace Pop3Functional.Shell;
 /// <summary>
 /// curl's --speed-limit/--speed-time for a connection (DESIGN §12): fewer than the limit of
 /// octets in any window of the given time is a timeout. A 1 GiB message that keeps flowing never
-/// trips it; a server dripping one octet a second does within about one window.
+/// trips it; a server dripping one octet a second does within about one window. Only time spent
+/// waiting for the server counts (from the start of a read to its octets); the client's own work
+/// and the caller's (sinks, time between stream reads) never do, and cost no clock reads per slice.
 /// </summary>
 internal sealed class LowSpeedRule(long limitOctets, TimeSpan window, string endpoint)
 {
-    private long windowStart = Stopwatch.GetTimestamp();
+    private long waited;
     private long octets;
+    private long readStarted;
 
-    /// <summary>Records a read; throws <see cref="TimeoutException"/> when a whole window was too slow.</summary>
+    /// <summary>A read is about to wait for the server.</summary>
+    public void ReadStarting() => readStarted = Stopwatch.GetTimestamp();
+
+    /// <summary>Records a read that returned; throws <see cref="TimeoutException"/> when a whole window was too slow.</summary>
     public void Observe(long received, string command)
     {
         octets += received;
-        var elapsed = Stopwatch.GetElapsedTime(windowStart);
+        if (readStarted != 0)
+        {
+            waited += Stopwatch.GetTimestamp() - readStarted;
+            readStarted = 0;
+        }
+
+        var elapsed = TimeSpan.FromSeconds((double)waited / Stopwatch.Frequency);
         if (elapsed < window)
         {
             return;
@@ -29,36 +41,15 @@ internal sealed class LowSpeedRule(long limitOctets, TimeSpan window, string end
                 + $"fewer than {limitOctets} per {window.TotalSeconds:0.#} s; the connection was closed.");
         }
 
-        windowStart = Stopwatch.GetTimestamp();
+        waited = 0;
         octets = 0;
-    }
-
-    private long pausedAt;
-
-    /// <summary>Stops the clock: control is with the caller (a sink, or between reads of a stream).</summary>
-    public void Pause()
-    {
-        if (pausedAt == 0)
-        {
-            pausedAt = Stopwatch.GetTimestamp();
-        }
-    }
-
-    /// <summary>Starts the clock again; the paused time does not count.</summary>
-    public void Resume()
-    {
-        if (pausedAt != 0)
-        {
-            windowStart += Stopwatch.GetTimestamp() - pausedAt;
-            pausedAt = 0;
-        }
     }
 
     /// <summary>Starts a new window (a new operation begins; idle time between operations is not slowness).</summary>
     public void Restart()
     {
-        windowStart = Stopwatch.GetTimestamp();
-        pausedAt = 0;
+        waited = 0;
+        readStarted = 0;
         octets = 0;
     }
 }

@@ -278,45 +278,41 @@ public sealed class Pop3Connection : IAsyncDisposable
         return id;
     }
 
-    /// <summary>A token that also fires at the operation deadline, if one is set.</summary>
-    private CancellationTokenSource Deadline(CancellationToken cancellationToken)
+    /// <summary>A source whose token also fires at the operation deadline; null when no deadline is set (the caller's token serves).</summary>
+    private CancellationTokenSource? Deadline(CancellationToken cancellationToken)
     {
-        var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        if (options.OperationDeadline is { } limit)
+        if (options.OperationDeadline is not { } limit)
         {
-            deadline.CancelAfter(limit);
+            return null;
         }
 
+        var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(limit);
         return deadline;
     }
 
     /// <summary>Pumps until the request's final event, within the operation deadline.</summary>
     private async ValueTask<FSharpResult<Pop3Output, Pop3Error>> AwaitAsync(long id, string command, CancellationToken cancellationToken)
     {
-        using var activity = Pop3Telemetry.StartCommand(command, endpoint, session);
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var result = await AwaitCoreAsync(id, command, cancellationToken).ConfigureAwait(false);
-        Pop3Telemetry.CommandDuration.Record(
-            System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("pop3.command", command));
+        var scope = new Pop3Telemetry.CommandScope(command, endpoint, session);
+        FSharpResult<Pop3Output, Pop3Error> result;
+        try
+        {
+            result = await AwaitCoreAsync(id, command, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            scope.Cancelled();
+            throw;
+        }
 
         if (result.IsOk)
         {
-            activity?.SetTag("pop3.result", "ok");
-            if (result.ResultValue.EventKind == Pop3EventKind.BodyEnded)
-            {
-                activity?.SetTag("pop3.octets", (long)result.ResultValue.Octets);
-                if (command == "RETR")
-                {
-                    Pop3Telemetry.MessagesRetrieved.Add(1);
-                }
-            }
+            scope.Succeeded(result.ResultValue.EventKind == Pop3EventKind.BodyEnded ? result.ResultValue.Octets : null);
         }
         else
         {
-            var kind = Pop3Telemetry.KindOf(result.ErrorValue);
-            activity?.SetTag("pop3.result", kind);
-            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, result.ErrorValue.Message);
-            Pop3Telemetry.Errors.Add(1, new KeyValuePair<string, object?>("error.kind", kind));
+            scope.Failed(result.ErrorValue);
         }
 
         return result;
@@ -328,7 +324,7 @@ public sealed class Pop3Connection : IAsyncDisposable
 
         try
         {
-            var error = await PumpUntilAsync(() => finals.ContainsKey(id), deadline.Token, cancellationToken, command).ConfigureAwait(false);
+            var error = await PumpUntilAsync(() => finals.ContainsKey(id), deadline?.Token ?? cancellationToken, cancellationToken, command).ConfigureAwait(false);
             if (finals.Remove(id, out var result))
             {
                 return result;
@@ -360,8 +356,6 @@ public sealed class Pop3Connection : IAsyncDisposable
     private async ValueTask<Pop3Error?> PumpUntilAsync(
         Func<bool> satisfied, CancellationToken token, CancellationToken callerToken, string command, string limit = "operation deadline")
     {
-        // Time spent with the caller (between yields, between stream reads) is not the server's slowness.
-        speed.Resume();
         try
         {
             while (true)
@@ -388,11 +382,14 @@ public sealed class Pop3Connection : IAsyncDisposable
         }
         catch (SinkException ex)
         {
-            // The caller's code failed while a body was arriving: the rest of the reply cannot be
-            // matched to anything any more, so the connection closes; the caller's exception goes on.
-            Break(ShellErrors.Transport(command, endpoint, $"The caller's sink failed during {command}; the connection was closed."));
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(ex.InnerException!);
-            throw;
+            // The caller's code (or its destination stream) failed while a body was arriving: the
+            // rest of the reply cannot be matched to anything any more, so the connection closes.
+            // The failure is a value like any other, with the caller's exception as its cause.
+            var inner = ex.InnerException!;
+            var error = ShellErrors.Transport(
+                command, endpoint, $"The caller's sink failed during {command} ({inner.GetType().Name}: {inner.Message}); the connection was closed.", inner);
+            Break(error);
+            return error;
         }
         catch (OperationCanceledException) when (callerToken.IsCancellationRequested)
         {
@@ -417,10 +414,6 @@ public sealed class Pop3Connection : IAsyncDisposable
             var error = ShellErrors.Transport(command, endpoint, $"The connection to {endpoint} failed during {command}: {ex.Message}", ex);
             Break(error);
             return error;
-        }
-        finally
-        {
-            speed.Pause();
         }
     }
 
@@ -504,21 +497,16 @@ public sealed class Pop3Connection : IAsyncDisposable
         await FlushAsync(token).ConfigureAwait(false);
     }
 
-    /// <summary>Hands a body slice to the caller's sink; its time is not counted against the server.</summary>
-    private async ValueTask DeliverAsync(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, ReadOnlyMemory<byte> slice, CancellationToken token)
+    /// <summary>Hands a body slice to the caller's sink (the low-speed rule counts only reads, not this).</summary>
+    private static async ValueTask DeliverAsync(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, ReadOnlyMemory<byte> slice, CancellationToken token)
     {
-        speed.Pause();
         try
         {
             await sink(slice, token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
         {
             throw new SinkException(ex);
-        }
-        finally
-        {
-            speed.Resume();
         }
     }
 
@@ -586,6 +574,7 @@ public sealed class Pop3Connection : IAsyncDisposable
         idle.CancelAfter(wait);
         ReadResult read;
         var current = reader;
+        speed.ReadStarting();
         try
         {
             read = await current.ReadAsync(idle.Token).ConfigureAwait(false);
@@ -629,6 +618,8 @@ public sealed class Pop3Connection : IAsyncDisposable
     /// Linux delays ACKs; a lock-step server that waits for them (Nagle) stalls 22–44 ms per
     /// message (DESIGN §9). Asking for a quick ACK after each read removes the stall.
     /// </summary>
+    private static readonly byte[] QuickAckOn = BitConverter.GetBytes(1);
+
     private void QuickAck()
     {
         if (socket is null || !OperatingSystem.IsLinux())
@@ -640,7 +631,7 @@ public sealed class Pop3Connection : IAsyncDisposable
         {
             const int ipProtoTcp = 6;
             const int tcpQuickAck = 12;
-            socket.SetRawSocketOption(ipProtoTcp, tcpQuickAck, BitConverter.GetBytes(1));
+            socket.SetRawSocketOption(ipProtoTcp, tcpQuickAck, QuickAckOn);
         }
         catch (SocketException)
         {
@@ -767,15 +758,25 @@ public sealed class Pop3Connection : IAsyncDisposable
         }
 
         speed.Restart();
-        var body = new Pop3MessageStream(this, message, options.OperationDeadline);
+        var body = new Pop3MessageStream(this, message, options.OperationDeadline)
+        {
+            // The span and the latency cover the whole message, until the stream is disposed.
+            Telemetry = new Pop3Telemetry.CommandScope("RETR", endpoint, session),
+        };
         body.Id = Submit(Pop3Request.Retr(message), body.Accept);
         var id = body.Id;
         using var deadline = Deadline(cancellationToken);
         Pop3Error? failed;
         try
         {
-            failed = await PumpUntilAsync(() => answered.Contains(id) || finals.ContainsKey(id), deadline.Token, cancellationToken, "RETR")
+            failed = await PumpUntilAsync(() => answered.Contains(id) || finals.ContainsKey(id), deadline?.Token ?? cancellationToken, cancellationToken, "RETR")
                 .ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            body.Telemetry.Cancelled();
+            EndBody(body);
+            throw;
         }
         catch
         {
@@ -820,6 +821,17 @@ public sealed class Pop3Connection : IAsyncDisposable
 
     internal void EndBody(Pop3MessageStream body)
     {
+        var found = finals.TryGetValue(body.Id, out var final);
+        if (found && final.IsOk)
+        {
+            body.Telemetry.Succeeded(final.ResultValue.Octets);
+        }
+        else
+        {
+            body.Telemetry.Failed(found ? final.ErrorValue : body.Failure ?? broken
+                ?? ShellErrors.Transport("RETR", endpoint, $"Message {body.Message} was not read to its end."));
+        }
+
         Exit();
         sizeMismatches.Remove(body.Id);
         finals.Remove(body.Id);
@@ -830,8 +842,10 @@ public sealed class Pop3Connection : IAsyncDisposable
 
     internal void AbandonBody(Pop3MessageStream body)
     {
+        var error = ShellErrors.Transport("RETR", endpoint, $"Message {body.Message} was abandoned before its end; the connection was closed.");
+        body.Telemetry.Failed(error);
         EndBody(body);
-        Break(ShellErrors.Transport("RETR", endpoint, $"Message {body.Message} was abandoned before its end; the connection was closed."));
+        Break(error);
     }
 
     /// <summary>RETR n written to a caller's stream while it arrives.</summary>

@@ -49,6 +49,12 @@ public sealed class Pop3MessageStream : Stream
     /// <summary>The request id inside the connection.</summary>
     internal long Id { get; set; }
 
+    /// <summary>The RETR span and latency, ended when the stream ends.</summary>
+    internal Pop3Telemetry.CommandScope Telemetry { get; init; } = null!;
+
+    /// <summary>The error that ended the stream, if one did.</summary>
+    internal Pop3Error? Failure => failure;
+
     /// <summary>Octets delivered so far (dot-unstuffed).</summary>
     public ulong OctetsReceived { get; private set; }
 

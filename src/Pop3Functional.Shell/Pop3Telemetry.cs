@@ -59,6 +59,62 @@ public static class Pop3Telemetry
         return activity;
     }
 
+    /// <summary>
+    /// One command's span and latency from submission to its end: ended exactly once, as a
+    /// success, a failure (counted by kind) or a cancellation (counted as "cancelled").
+    /// </summary>
+    internal sealed class CommandScope(string command, string endpoint, Activity? session)
+    {
+        private readonly Activity? activity = StartCommand(command, endpoint, session);
+        private readonly long started = Stopwatch.GetTimestamp();
+        private bool ended;
+
+        public void Succeeded(ulong? octets)
+        {
+            if (End())
+            {
+                activity?.SetTag("pop3.result", "ok");
+                if (octets is { } n)
+                {
+                    activity?.SetTag("pop3.octets", (long)n);
+                    if (command == "RETR")
+                    {
+                        MessagesRetrieved.Add(1);
+                    }
+                }
+
+                activity?.Dispose();
+            }
+        }
+
+        public void Failed(Pop3Error error) => Failed(KindOf(error), error.Message);
+
+        public void Cancelled() => Failed("cancelled", $"{command} was cancelled.");
+
+        private void Failed(string kind, string message)
+        {
+            if (End())
+            {
+                activity?.SetTag("pop3.result", kind);
+                activity?.SetStatus(ActivityStatusCode.Error, message);
+                Errors.Add(1, new KeyValuePair<string, object?>("error.kind", kind));
+                activity?.Dispose();
+            }
+        }
+
+        private bool End()
+        {
+            if (ended)
+            {
+                return false;
+            }
+
+            ended = true;
+            CommandDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("pop3.command", command));
+            return true;
+        }
+    }
+
     /// <summary>poplib's "poplib.putline" audit event: the line as the core redacted it.</summary>
     internal static void PutLine(string redactedLine) =>
         Activity.Current?.AddEvent(new ActivityEvent("poplib.putline", tags: new ActivityTagsCollection { ["line"] = redactedLine }));

@@ -30,8 +30,10 @@ internal sealed class ProtocolLog(ILogger? logger, string endpoint)
 
     public void Event(Pop3Output output)
     {
-        if (logger is null)
+        if (logger is null
+            || (output.EventKind is not (Pop3EventKind.QuirkTolerated or Pop3EventKind.Failed) && !logger.IsEnabled(LogLevel.Debug)))
         {
+            // Nothing to build: the Debug lines below are not wanted.
             return;
         }
 

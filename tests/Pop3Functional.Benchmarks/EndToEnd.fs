@@ -165,7 +165,45 @@ let private median (values: float list) =
     let sorted = List.sort values
     sorted[sorted.Length / 2]
 
-/// Seconds and allocated bytes (every thread: the simulator is in this process too) of one run.
+/// --sim-server N: this process serves set N's mailbox on loopback until its stdin closes; it
+/// prints "ready <port> <tls port>" first. The e2e run keeps the server in its own process, so the
+/// client's time, threads and allocations are not mixed with the server's.
+let serveSet (index: int) =
+    use sim = startSimulator sets[index]
+    printfn "ready %d %d" sim.Endpoint.Port sim.TlsEndpoint.Port
+    Console.Out.Flush()
+    Console.In.ReadToEnd() |> ignore
+
+/// A simulator serving one set in a child process (this program with --sim-server).
+type private ServerProcess(index: int) =
+    let child =
+        let path = Environment.ProcessPath
+        let start = ProcessStartInfo(path, RedirectStandardInput = true, RedirectStandardOutput = true)
+
+        if Path.GetFileNameWithoutExtension path = "dotnet" then
+            start.ArgumentList.Add(Reflection.Assembly.GetEntryAssembly().Location)
+
+        start.ArgumentList.Add "--sim-server"
+        start.ArgumentList.Add(string index)
+        Process.Start start
+
+    let ports =
+        match child.StandardOutput.ReadLine() with
+        | null -> failwith "the simulator process exited before it was ready"
+        | line ->
+            match line.Split ' ' with
+            | [| "ready"; plain; tls |] -> int plain, int tls
+            | _ -> failwith $"the simulator process said {line}"
+
+    member _.Endpoint = IPEndPoint(IPAddress.Loopback, fst ports)
+    member _.TlsEndpoint = IPEndPoint(IPAddress.Loopback, snd ports)
+
+    interface IDisposable with
+        member _.Dispose() =
+            child.StandardInput.Close()
+            child.WaitForExit()
+
+/// Seconds and allocated bytes (every thread of this process: the client's) of one run.
 let private measure (fetch: unit -> unit) =
     GC.Collect()
     GC.WaitForPendingFinalizers()
@@ -176,22 +214,22 @@ let private measure (fetch: unit -> unit) =
     let after = GC.GetTotalAllocatedBytes true
     seconds, float (after - before)
 
-/// For each set: one simulator, one warm-up run of each client, then `runs` rounds of (raw,
+/// For each set: one simulator process, two seconds of warm-up runs of each client, then `runs` rounds of (raw,
 /// lock-step raw, shell); prints medians. MB/s counts the same wire octets for every client (what
 /// the pipelined raw reader read: status lines, stuffed bodies, terminators).
 let run (runs: int) =
-    printfn "End to end over loopback, the simulator in this process: the raw pipelined reader (the"
+    printfn "End to end over loopback, the simulator in a child process: the raw pipelined reader (the"
     printfn "baseline), the same reader lock-step, and the shell (Pop3Connection.RetrieveManyAsync, pipelined)."
-    printfn "Median of %d interleaved runs per row after one warm-up run of each client." runs
+    printfn "Median of %d interleaved runs per row after two seconds of warm-up runs of each client." runs
     printfn "MB/s = wire octets / time (MB = 10^6); ratio = messages/s / the raw reader's messages/s;"
-    printfn "B/message = GC.GetTotalAllocatedBytes(true) across one run (client and simulator) / messages;"
-    printfn "shell - raw = the shell's B/message minus the raw reader's: the client's share."
+    printfn "B/message = GC.GetTotalAllocatedBytes(true) of the client process across one run / messages;"
+    printfn "shell - raw = the shell's B/message minus the raw reader's."
     printfn ""
 
     printfn "%-22s %-14s %10s %12s %8s %12s" "set" "client" "MB/s" "messages/s" "ratio" "B/message"
 
-    for set in sets do
-        use sim = startSimulator set
+    for index, set in List.indexed sets do
+        use sim = new ServerProcess(index)
         let endpoint = if set.Tls then sim.TlsEndpoint else sim.Endpoint
         let shellOptions = options endpoint set.Tls
 
@@ -204,8 +242,13 @@ let run (runs: int) =
 
         let wire = fst ((snd clients.Head) ())
 
-        for _, client in clients.Tail do
-            client () |> ignore
+        // Warm-up: each client for two seconds, so that every client is measured with its code
+        // fully compiled (tiered JIT); a single warm-up run left the shell's pump at tier 0.
+        for _, client in clients do
+            let watch = Stopwatch.StartNew()
+
+            while watch.Elapsed.TotalSeconds < 2.0 do
+                client () |> ignore
 
         // Interleaved, so that a noisy moment hits every client alike.
         let rounds =
@@ -241,3 +284,39 @@ let run (runs: int) =
 
         let _, _, shellBytes = List.last medians
         printfn "%-22s %-14s %10s %12s %8s %12.0f" "" "shell - raw" "" "" "" (shellBytes - rawBytes)
+
+/// --e2e-profile N SECONDS: the shell alone fetches set N from a child simulator over and over for
+/// SECONDS, for a profiler attached to this process (e.g. perf with DOTNET_PerfMapEnabled=1).
+let profileShell (index: int) (seconds: float) =
+    let set = sets[index]
+    use sim = new ServerProcess(index)
+    let endpoint = if set.Tls then sim.TlsEndpoint else sim.Endpoint
+    let shellOptions = options endpoint set.Tls
+    // Reads, counted from the shell's octets-received counter (one measurement per read).
+    let mutable reads = 0L
+    use listener = new Metrics.MeterListener()
+
+    listener.InstrumentPublished <-
+        fun instrument l ->
+            if instrument.Name = "pop3.client.octets_received" then
+                l.EnableMeasurementEvents instrument
+
+    listener.SetMeasurementEventCallback<int64>(fun _ _ _ _ -> reads <- reads + 1L)
+    listener.Start()
+    let watch = Stopwatch.StartNew()
+    let mutable runs = 0
+
+    while watch.Elapsed.TotalSeconds < seconds do
+        (fetchShell shellOptions "bench" "bench" set.Messages).GetAwaiter().GetResult() |> ignore
+        runs <- runs + 1
+
+    let messages = float (runs * set.Messages)
+
+    printfn
+        "%d fetches of %s in %.1f s: %.0f messages/s, %.2f reads/message, client CPU %.1f us/message"
+        runs
+        set.Name
+        watch.Elapsed.TotalSeconds
+        (messages / watch.Elapsed.TotalSeconds)
+        (float reads / messages)
+        (Process.GetCurrentProcess().TotalProcessorTime.TotalMicroseconds / messages)

@@ -1,4 +1,4 @@
-/// dotnet run -c Release --project tests/Pop3Functional.Benchmarks -- [--quick | --alloc | --e2e | --serve [--against host:port[:tlsport] user password] | BenchmarkDotNet arguments]
+/// dotnet run -c Release --project tests/Pop3Functional.Benchmarks -- [--quick | --alloc | --e2e | --sim-server N | --serve [--against host:port[:tlsport] user password] | BenchmarkDotNet arguments]
 module Pop3Functional.Benchmarks.Program
 
 open System
@@ -207,6 +207,8 @@ let main args =
     | [| "--profile"; seconds |] -> profile (float seconds)
     | [| "--serve" |] -> Serving.run 5 None
     | [| "--e2e" |] -> EndToEnd.run 5
+    | [| "--sim-server"; index |] -> EndToEnd.serveSet (int index)
+    | [| "--e2e-profile"; index; seconds |] -> EndToEnd.profileShell (int index) (float seconds)
     | [| "--serve"; "--against"; endpoint; user; password |] ->
         // host:port[:tlsport], e.g. 127.0.0.1:10110:10995 for a Dovecot started for the comparison.
         let parts = endpoint.Split ':'

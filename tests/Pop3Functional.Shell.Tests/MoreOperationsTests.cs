@@ -154,14 +154,31 @@ public sealed class MoreOperationsTests
     public void The_low_speed_rule_judges_whole_windows_only()
     {
         var rule = new LowSpeedRule(1000, TimeSpan.FromMilliseconds(200), "test");
+        rule.ReadStarting();
         rule.Observe(10, "RETR");
+        rule.ReadStarting();
         Thread.Sleep(250);
         Assert.Throws<TimeoutException>(() => rule.Observe(10, "RETR"));
         rule.Restart();
+        rule.ReadStarting();
         rule.Observe(10, "RETR");
+        rule.ReadStarting();
         Thread.Sleep(250);
         rule.Observe(2000, "RETR");
+        rule.ReadStarting();
         rule.Observe(1, "RETR");
+    }
+
+    [Fact]
+    public void The_low_speed_rule_counts_only_time_spent_waiting_for_the_server()
+    {
+        // The client's (or the caller's) time between reads is not the server's slowness.
+        var rule = new LowSpeedRule(1000, TimeSpan.FromMilliseconds(200), "test");
+        rule.ReadStarting();
+        rule.Observe(10, "RETR");
+        Thread.Sleep(250);
+        rule.ReadStarting();
+        rule.Observe(10, "RETR");
     }
 
     [Fact]

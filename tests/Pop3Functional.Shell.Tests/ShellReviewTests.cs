@@ -13,16 +13,49 @@ public sealed class ShellReviewTests
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
-    public async Task A_sink_that_throws_gets_its_exception_back_and_the_connection_closes_instead_of_desynchronising()
+    public async Task A_sink_that_throws_is_a_typed_failure_with_its_exception_and_the_connection_closes_instead_of_desynchronising()
     {
         await using var sim = await StartAsync();
         await using var connection = await LoggedInAsync(Plain(sim));
-        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(async () =>
-            await connection.RetrieveAsync(1, (_, _) => throw new InvalidOperationException("sink bug"), Ct));
-        Assert.Equal("sink bug", thrown.Message);
+        var failed = Error(await connection.RetrieveAsync(1, (_, _) => throw new InvalidOperationException("sink bug"), Ct));
+        Assert.True(failed.IsTransport, failed.Message);
+        Assert.Contains("sink bug", failed.Message);
+        var cause = ((Pop3Error.Transport)failed).Item.Exception.Value;
+        Assert.IsType<InvalidOperationException>(cause);
         var after = Error(await connection.StatAsync(Ct));
         Assert.True(after.IsTransport, after.Message);
         Assert.Contains("sink failed", after.Message);
+    }
+
+    [Fact]
+    public async Task A_sink_that_cancels_on_its_own_is_a_sink_failure_not_a_deadline()
+    {
+        await using var sim = await StartAsync();
+        await using var connection = await LoggedInAsync(Plain(sim));
+        var failed = Error(await connection.RetrieveAsync(1, (_, _) => throw new OperationCanceledException("the sink gave up"), Ct));
+        Assert.True(failed.IsTransport, failed.Message);
+        Assert.Contains("sink failed", failed.Message);
+        Assert.DoesNotContain("deadline", failed.Message);
+    }
+
+    [Fact]
+    public async Task A_destination_stream_that_fails_mid_body_is_a_typed_failure_and_the_earlier_message_is_intact()
+    {
+        await using var sim = await StartAsync();
+        await using var connection = await LoggedInAsync(Plain(sim));
+        var first = Ok(await connection.RetrieveBytesAsync(1, Ct));
+        Assert.NotEmpty(first);
+        var failed = Error(await connection.RetrieveAsync(2, new FailingStream(), Ct));
+        Assert.True(failed.IsTransport, failed.Message);
+        Assert.Contains("disk full", failed.Message);
+    }
+
+    private sealed class FailingStream : MemoryStream
+    {
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+            throw new IOException("disk full");
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new IOException("disk full");
     }
 
     [Fact]
