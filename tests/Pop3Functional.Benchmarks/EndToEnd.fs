@@ -205,24 +205,39 @@ type private ServerProcess(index: int) =
             child.StandardInput.Close()
             child.WaitForExit()
 
-/// Seconds and allocated bytes (every thread of this process: the client's) of one run.
+/// One sample: whole fetches repeated for at least a second (one fetch of a small set lasts a few
+/// hundredths of a second, too short to time on a shared machine); returns seconds and allocated
+/// bytes (every thread of this process: the client's) per fetch.
 let private measure (fetch: unit -> unit) =
     GC.Collect()
     GC.WaitForPendingFinalizers()
     let before = GC.GetTotalAllocatedBytes true
     let watch = Stopwatch.StartNew()
-    fetch ()
+    let mutable fetches = 0
+
+    while fetches = 0 || watch.Elapsed.TotalSeconds < 1.0 do
+        fetch ()
+        fetches <- fetches + 1
+
     let seconds = watch.Elapsed.TotalSeconds
     let after = GC.GetTotalAllocatedBytes true
-    seconds, float (after - before)
+    seconds / float fetches, float (after - before) / float fetches
 
 /// For each set: one simulator process, two seconds of warm-up runs of each client, then `runs` rounds of (raw,
 /// lock-step raw, shell); prints medians. MB/s counts the same wire octets for every client (what
 /// the pipelined raw reader read: status lines, stuffed bodies, terminators).
-let run (runs: int) =
-    printfn "End to end over loopback, the simulator in a child process: the raw pipelined reader (the"
+/// `against`: another server (plain endpoint, implicit-TLS endpoint if any, user prefix, password),
+/// whose accounts are the prefix followed by the set's key ("a", "b", "c"), e.g. the Dovecot of
+/// build/scripts/dovecot-bench.sh; without it, the simulator in a child process.
+let run (runs: int) (against: (IPEndPoint * IPEndPoint option * string * string) option) =
+    match against with
+    | Some(plain, _, _, _) ->
+        printfn "End to end over loopback against the server at %O: the raw pipelined reader (the" plain
+    | None -> printfn "End to end over loopback, the simulator in a child process: the raw pipelined reader (the"
+
     printfn "baseline), the same reader lock-step, and the shell (Pop3Connection.RetrieveManyAsync, pipelined)."
-    printfn "Median of %d interleaved runs per row after two seconds of warm-up runs of each client." runs
+    printfn "Median of %d interleaved samples per row (each: whole fetches repeated for at least 1 s), after" runs
+    printfn "two seconds of warm-up fetches by each client."
     printfn "MB/s = wire octets / time (MB = 10^6); ratio = messages/s / the raw reader's messages/s;"
     printfn "B/message = GC.GetTotalAllocatedBytes(true) of the client process across one run / messages;"
     printfn "shell - raw = the shell's B/message minus the raw reader's."
@@ -230,16 +245,40 @@ let run (runs: int) =
 
     printfn "%-22s %-14s %10s %12s %8s %12s" "set" "client" "MB/s" "messages/s" "ratio" "B/message"
 
-    for index, set in List.indexed sets do
-        use sim = new ServerProcess(index)
-        let endpoint = if set.Tls then sim.TlsEndpoint else sim.Endpoint
+    let measurable =
+        sets
+        |> List.indexed
+        |> List.filter (fun (_, set) ->
+            match against with
+            | Some(_, None, _, _) -> not set.Tls
+            | _ -> true)
+
+    for index, set in measurable do
+        let sim =
+            match against with
+            | None -> Some(new ServerProcess(index))
+            | Some _ -> None
+
+        use _ =
+            { new IDisposable with
+                member _.Dispose() =
+                    sim |> Option.iter (fun s -> (s :> IDisposable).Dispose())
+            }
+
+        let endpoint, user, password =
+            match sim, against with
+            | Some sim, _ -> (if set.Tls then sim.TlsEndpoint else sim.Endpoint), "bench", "bench"
+            | None, Some(plain, tls, prefix, password) ->
+                (if set.Tls then tls.Value else plain), prefix + set.Key, password
+            | None, None -> failwith "no server"
+
         let shellOptions = options endpoint set.Tls
 
         let clients =
             [
-                "raw reader", (fun () -> fetch endpoint set.Tls "bench" "bench" set.Messages)
-                "raw lock-step", (fun () -> fetchLockStep endpoint set.Tls "bench" "bench" set.Messages)
-                "shell", (fun () -> (fetchShell shellOptions "bench" "bench" set.Messages).GetAwaiter().GetResult())
+                "raw reader", (fun () -> fetch endpoint set.Tls user password set.Messages)
+                "raw lock-step", (fun () -> fetchLockStep endpoint set.Tls user password set.Messages)
+                "shell", (fun () -> (fetchShell shellOptions user password set.Messages).GetAwaiter().GetResult())
             ]
 
         let wire = fst ((snd clients.Head) ())
@@ -287,12 +326,29 @@ let run (runs: int) =
         let _, _, shellBytes = List.last medians
         printfn "%-22s %-14s %10s %12s %8s %12.0f" "" "shell - raw" "" "" "" (shellBytes - rawBytes)
 
-/// --e2e-profile N SECONDS: the shell alone fetches set N from a child simulator over and over for
-/// SECONDS, for a profiler attached to this process (e.g. perf with DOTNET_PerfMapEnabled=1).
-let profileShell (index: int) (seconds: float) =
+/// --e2e-profile N SECONDS [host:port[:tlsport] user password]: the shell alone fetches set N over
+/// and over for SECONDS, from a child simulator or from the given server (accounts as in `run`),
+/// for a profiler attached to this process (e.g. perf with DOTNET_PerfMapEnabled=1).
+let profileShell (index: int) (seconds: float) (against: (IPEndPoint * IPEndPoint option * string * string) option) =
     let set = sets[index]
-    use sim = new ServerProcess(index)
-    let endpoint = if set.Tls then sim.TlsEndpoint else sim.Endpoint
+
+    let sim =
+        match against with
+        | None -> Some(new ServerProcess(index))
+        | Some _ -> None
+
+    use _ =
+        { new IDisposable with
+            member _.Dispose() =
+                sim |> Option.iter (fun s -> (s :> IDisposable).Dispose())
+        }
+
+    let endpoint, user, password =
+        match sim, against with
+        | Some sim, _ -> (if set.Tls then sim.TlsEndpoint else sim.Endpoint), "bench", "bench"
+        | None, Some(plain, tls, prefix, password) -> (if set.Tls then tls.Value else plain), prefix + set.Key, password
+        | None, None -> failwith "no server"
+
     let shellOptions = options endpoint set.Tls
     // Reads, counted from the shell's octets-received counter (one measurement per read).
     let mutable reads = 0L
@@ -309,7 +365,7 @@ let profileShell (index: int) (seconds: float) =
     let mutable runs = 0
 
     while watch.Elapsed.TotalSeconds < seconds do
-        (fetchShell shellOptions "bench" "bench" set.Messages).GetAwaiter().GetResult()
+        (fetchShell shellOptions user password set.Messages).GetAwaiter().GetResult()
         |> ignore
 
         runs <- runs + 1

@@ -1,4 +1,4 @@
-/// dotnet run -c Release --project tests/Pop3Functional.Benchmarks -- [--quick | --alloc | --e2e | --sim-server N | --serve [--against host:port[:tlsport] user password] | BenchmarkDotNet arguments]
+/// dotnet run -c Release --project tests/Pop3Functional.Benchmarks -- [--quick | --alloc | --e2e [--against host:port[:tlsport] user password] | --sim-server N | --e2e-profile N SECONDS [host:port[:tlsport] user password] | --serve [--against host:port[:tlsport] user password] | BenchmarkDotNet arguments]
 module Pop3Functional.Benchmarks.Program
 
 open System
@@ -206,21 +206,17 @@ let main args =
         submission ()
     | [| "--profile"; seconds |] -> profile (float seconds)
     | [| "--serve" |] -> Serving.run 5 None
-    | [| "--e2e" |] -> EndToEnd.run 5
+    | [| "--e2e" |] -> EndToEnd.run 5 None
+    | [| "--e2e"; "--against"; endpoint; user; password |] ->
+        let plain, tls = Serving.parseEndpoint endpoint
+        EndToEnd.run 5 (Some(plain, tls, user, password))
     | [| "--sim-server"; index |] -> EndToEnd.serveSet (int index)
-    | [| "--e2e-profile"; index; seconds |] -> EndToEnd.profileShell (int index) (float seconds)
+    | [| "--e2e-profile"; index; seconds |] -> EndToEnd.profileShell (int index) (float seconds) None
+    | [| "--e2e-profile"; index; seconds; endpoint; user; password |] ->
+        let plain, tls = Serving.parseEndpoint endpoint
+        EndToEnd.profileShell (int index) (float seconds) (Some(plain, tls, user, password))
     | [| "--serve"; "--against"; endpoint; user; password |] ->
-        // host:port[:tlsport], e.g. 127.0.0.1:10110:10995 for a Dovecot started for the comparison.
-        let parts = endpoint.Split ':'
-        let address = System.Net.IPAddress.Parse parts[0]
-        let plain = System.Net.IPEndPoint(address, int parts[1])
-
-        let tls =
-            if parts.Length > 2 then
-                Some(System.Net.IPEndPoint(address, int parts[2]))
-            else
-                None
-
+        let plain, tls = Serving.parseEndpoint endpoint
         Serving.run 5 (Some(plain, tls, user, password))
     | _ -> Benchmarks.run args
 

@@ -168,6 +168,20 @@ let fetch (endpoint: IPEndPoint) (tls: bool) (user: string) (password: string) (
     expectOk stream
     octets, found
 
+/// host:port[:tlsport], e.g. 127.0.0.1:10110:10995 for a Dovecot started for the comparison.
+let parseEndpoint (endpoint: string) =
+    let parts = endpoint.Split ':'
+    let address = IPAddress.Parse parts[0]
+    let plain = IPEndPoint(address, int parts[1])
+
+    let tls =
+        if parts.Length > 2 then
+            Some(IPEndPoint(address, int parts[2]))
+        else
+            None
+
+    plain, tls
+
 /// A simulator serving `set` on loopback, transcript off.
 let startSimulator (set: MailboxSet) =
     let options =
