@@ -131,9 +131,16 @@ type TransportError =
         Endpoint: string
         /// A sentence a person can act on, as the shell wrote it (usually the exception's message).
         Message: string
-        /// The underlying exception, for diagnostics only.
+        /// The underlying exception, for diagnostics only. A time limit (connect timeout, reply
+        /// timeout, low-speed rule, operation deadline) is always a TimeoutException.
         Exception: exn option
     }
+
+    /// True when a time limit ended the operation (the shell's timeouts carry a TimeoutException).
+    member this.IsTimeout =
+        match this.Exception with
+        | Some(:? TimeoutException) -> true
+        | _ -> false
 
     /// The Message, so the error prints as a sentence a person can act on.
     override this.ToString() = this.Message

@@ -40,6 +40,7 @@ public sealed partial class Pop3Connection : IAsyncDisposable
     // within the reply timeout, however it is dripped); null while a body or listing streams.
     private long? statusDueSince;
     private long octetsSinceStatusDue;
+    private long octetsReceived;
     private int busy;
 
     /// <summary>POP3 is sequential: a second operation while one runs is refused, not interleaved.</summary>
@@ -121,8 +122,8 @@ public sealed partial class Pop3Connection : IAsyncDisposable
         catch (OperationCanceledException ex)
         {
             await DisposeQuietly(stream, socket).ConfigureAwait(false);
-            return ShellErrors.Fail<Pop3Connection>(ShellErrors.Transport(
-                "connect", endpoint, $"Connecting to {endpoint} took longer than {options.ConnectTimeout.TotalSeconds:0.#} s.", ex));
+            var message = $"Connecting to {endpoint} took longer than {options.ConnectTimeout.TotalSeconds:0.#} s.";
+            return ShellErrors.Fail<Pop3Connection>(ShellErrors.Transport("connect", endpoint, message, new TimeoutException(message, ex)));
         }
         catch (Exception ex) when (ex is SocketException or IOException)
         {
@@ -161,8 +162,8 @@ public sealed partial class Pop3Connection : IAsyncDisposable
         catch (OperationCanceledException ex)
         {
             await DisposeQuietly(stream, null).ConfigureAwait(false);
-            return ShellErrors.Fail<Pop3Connection>(ShellErrors.Transport(
-                "connect", endpoint, $"Starting the session over the stream took longer than {options.ConnectTimeout.TotalSeconds:0.#} s.", ex));
+            var message = $"Starting the session over the stream took longer than {options.ConnectTimeout.TotalSeconds:0.#} s.";
+            return ShellErrors.Fail<Pop3Connection>(ShellErrors.Transport("connect", endpoint, message, new TimeoutException(message, ex)));
         }
     }
 
@@ -224,6 +225,13 @@ public sealed partial class Pop3Connection : IAsyncDisposable
         if (connection.authorizationReady is not { } output)
         {
             await connection.DisposeAsync().ConfigureAwait(false);
+            if (failed is Pop3Error.Transport { Item: { IsTimeout: true } timeout } && options.Tls != TlsMode.Implicit && connection.octetsReceived == 0)
+            {
+                // Silence from the first byte is what a port that expects TLS at once looks like.
+                var message = $"{timeout.Message} {endpoint} sent no greeting; if it expects TLS from the first byte (implicit TLS, usually port 995), use TlsMode.Implicit.";
+                failed = ShellErrors.Transport(timeout.Operation, timeout.Endpoint, message, new TimeoutException(message, timeout.Exception.Value));
+            }
+
             return ShellErrors.Fail<Pop3Connection>(failed ?? ShellErrors.Transport("greeting", endpoint, $"{endpoint} closed the connection before the session was ready."));
         }
 
@@ -399,7 +407,8 @@ public sealed partial class Pop3Connection : IAsyncDisposable
         }
         catch (OperationCanceledException ex)
         {
-            var error = ShellErrors.Transport(command, endpoint, $"{command} did not complete within the {limit}; the connection was closed.", ex);
+            var message = $"{command} did not complete within the {limit}; the connection was closed.";
+            var error = ShellErrors.Transport(command, endpoint, message, new TimeoutException(message, ex));
             Break(error);
             return error;
         }
@@ -588,6 +597,7 @@ public sealed partial class Pop3Connection : IAsyncDisposable
 
         var buffer = read.Buffer;
         octetsSinceStatusDue += buffer.Length;
+        octetsReceived += buffer.Length;
         speed.Observe(buffer.Length, command);
         Pop3Telemetry.OctetsReceived.Add(buffer.Length);
         QuickAck();
@@ -693,6 +703,17 @@ public sealed partial class Pop3Connection : IAsyncDisposable
 
         return LoggedIn(await RunAsync(Pop3Request.Pass(password), null, cancellationToken).ConfigureAwait(false));
     }
+
+    /// <summary>USER alone (RFC 1939 §7), for callers that send PASS or RPOP themselves (poplib's <c>user</c>).</summary>
+    public async ValueTask<FSharpResult<string, Pop3Error>> UserAsync(string user, CancellationToken cancellationToken = default) =>
+        Map(await RunAsync(Pop3Request.User(user), null, cancellationToken).ConfigureAwait(false), o => o.Text ?? "");
+
+    /// <summary>
+    /// PASS alone, after a successful <see cref="UserAsync"/> (RFC 1939 §7; poplib's <c>pass_</c>). Sent
+    /// only over TLS unless plaintext credentials were allowed; the maildrop is fixed on success.
+    /// </summary>
+    public async ValueTask<FSharpResult<Pop3Stat, Pop3Error>> PassAsync(Secret password, CancellationToken cancellationToken = default) =>
+        LoggedIn(await RunAsync(Pop3Request.Pass(password), null, cancellationToken).ConfigureAwait(false));
 
     /// <summary>APOP (RFC 1939 §7): the password never crosses the wire; needs the greeting's timestamp.</summary>
     public async ValueTask<FSharpResult<Pop3Stat, Pop3Error>> LoginApopAsync(string user, Secret password, CancellationToken cancellationToken = default) =>
