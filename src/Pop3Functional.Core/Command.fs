@@ -43,6 +43,10 @@ type Request =
     | Lang of tag: string option
     /// AUTH mechanism [initial-response] (RFC 5034 §4); the response is a secret.
     | Auth of mechanism: string * initialResponse: Secret option
+    /// A command the core has no request for: a private or later extension (RFC 2449 §8
+    /// reserves keywords starting with X for private use). Its reply is a status line, followed
+    /// by lines up to "." when `multiline` is set and the status is +OK.
+    | Extension of keyword: string * arguments: string list * multiline: bool
 
     /// The command keyword this request sends.
     member this.Keyword =
@@ -65,6 +69,38 @@ type Request =
         | Utf8 -> "UTF8"
         | Lang _ -> "LANG"
         | Auth _ -> "AUTH"
+        | Extension(keyword, _, _) -> if isNull keyword then "" else keyword.ToUpperInvariant()
+
+    /// The keyword the transition table knows the request by: every extension is one row.
+    member this.TableKeyword =
+        match this with
+        | Extension _ -> "extension"
+        | _ -> this.Keyword
+
+    /// The keywords the core has its own requests for: an extension may not use them, since the
+    /// core could not follow what they change (STLS, a login, QUIT) or how their reply is framed.
+    static member Reserved =
+        set
+            [
+                "USER"
+                "PASS"
+                "APOP"
+                "RPOP"
+                "STAT"
+                "LIST"
+                "RETR"
+                "DELE"
+                "NOOP"
+                "RSET"
+                "QUIT"
+                "TOP"
+                "UIDL"
+                "CAPA"
+                "STLS"
+                "UTF8"
+                "LANG"
+                "AUTH"
+            ]
 
 /// A command line ready to send, with the form that may be logged (secrets replaced).
 type EncodedCommand =
@@ -213,6 +249,27 @@ module Command =
         | None -> line Int32.MaxValue "AUTH" [ Bytes.ascii "*" ] "*"
         | Some p -> line Int32.MaxValue "AUTH" [ Bytes.ascii (Convert.ToBase64String p) ] "********"
 
+    /// Checks an extension's keyword: three or four ASCII letters or digits (RFC 1939 §3), not one
+    /// the core has its own request for.
+    let validateExtensionKeyword (keyword: string) =
+        if isNull keyword || keyword.Length < 3 || keyword.Length > 4 then
+            refuse
+                UsageErrorKind.InvalidArgument
+                (if isNull keyword then "" else keyword)
+                "an extension keyword is three or four characters (RFC 1939 §3)"
+        elif not (keyword |> Seq.forall Char.IsAsciiLetterOrDigit) then
+            refuse
+                UsageErrorKind.InvalidArgument
+                keyword
+                "an extension keyword is ASCII letters and digits only (RFC 1939 §3)"
+        elif Request.Reserved.Contains(keyword.ToUpperInvariant()) then
+            refuse
+                UsageErrorKind.InvalidArgument
+                keyword
+                $"{keyword.ToUpperInvariant()} has its own request; an extension command cannot send it (the core must follow its effect on the session)"
+        else
+            Ok(keyword.ToUpperInvariant())
+
     /// Encodes a request that needs no session context (all but APOP, which needs the timestamp).
     /// Checks every argument first.
     let encode (limit: int) (request: Request) : Result<EncodedCommand, UsageError> =
@@ -251,6 +308,20 @@ module Command =
             |> Result.bind (fun n -> plain limit k [ num n; num lines ])
         | Request.Lang(Some tag) -> validateLanguage tag |> Result.bind (fun t -> plain limit k [ t ])
         | Request.Auth(mech, None) -> validateMechanism mech |> Result.bind (fun m -> plain limit k [ m ])
+        | Request.Extension(keyword, arguments, _) ->
+            validateExtensionKeyword keyword
+            |> Result.bind (fun k ->
+                if isNull (box arguments) then
+                    refuse UsageErrorKind.InvalidArgument k $"{k}: the argument list is missing (null)"
+                else
+                    let rec check (checkedArgs: string list) (rest: string list) =
+                        match rest with
+                        | [] -> plain limit k (List.rev checkedArgs)
+                        | a :: more ->
+                            validateToken k "argument" a
+                            |> Result.bind (fun a -> check (a :: checkedArgs) more)
+
+                    check [] arguments)
         | Request.Auth(_, Some ir) when isNull ir || ir.IsDisposed ->
             refuse UsageErrorKind.InvalidArgument k "AUTH: the initial response is null or was disposed"
         | Request.Auth(mech, Some ir) ->

@@ -123,6 +123,7 @@ module internal Listings =
             | Phase.OpeningMailbox _ -> move c (Trigger.Ok "CAPA") c.S.Phase
             | _ -> ()
         | ListingAcc.Languages(entries, _) -> answer c p (Reply.Languages(List.rev entries))
+        | ListingAcc.Lines(status, lines, _) -> answer c p (Reply.Extension(status, List.rev lines))
 
     let onListingLine (c: Ctx) (p: Pending) (acc: ListingAcc) (line: ReadOnlyMemory<byte>) =
         let span = line.Span
@@ -204,3 +205,13 @@ module internal Listings =
                 else
                     parsedOr c keyword (ReplyParser.languageEntry c.S.Utf8Active item.Span) (fun e ->
                         set (ListingAcc.Languages(e :: entries, count + 1)))
+            | ListingAcc.Lines(status, lines, count) ->
+                if count + 1 > limits.MaxCapaLines then
+                    protocolFail
+                        c
+                        ProtocolErrorKind.ListingTooLong
+                        keyword
+                        $"{keyword} sent more than {limits.MaxCapaLines} lines"
+                else
+                    let text = ReplyParser.decode c.S.Utf8Active item.Span
+                    set (ListingAcc.Lines(status, text :: lines, count + 1))

@@ -76,7 +76,7 @@ type Limits =
         MaxLineOctets: int
         /// Longest command line we send, CRLF included (RFC 2449 §4).
         MaxCommandOctets: int
-        /// Most lines in a CAPA answer or a LANG listing.
+        /// Most lines in a CAPA answer, a LANG listing or a multi-line extension reply.
         MaxCapaLines: int
         /// Most entries in a LIST/UIDL listing when no STAT count bounds it.
         MaxListingEntries: uint64

@@ -162,6 +162,21 @@ type Pop3Request internal (request: Request) =
     static member Auth(mechanism: string, initialResponse: Secret) =
         Pop3Request(Request.Auth(mechanism, Option.ofObj initialResponse))
 
+    /// An extension command (RFC 2449 §8; X-keywords are private): a keyword of three or four
+    /// ASCII letters or digits, not one the core has a request for, and token arguments. With
+    /// `multiline`, a +OK is followed by lines up to "." (answered in Pop3Output.Lines).
+    static member Extension(keyword: string, arguments: IEnumerable<string>, multiline: bool) =
+        Pop3Request(
+            Request.Extension(
+                keyword,
+                (if isNull arguments then
+                     Unchecked.defaultof<_>
+                 else
+                     List.ofSeq arguments),
+                multiline
+            )
+        )
+
     /// The command keyword, never the arguments (they may be secret).
     override _.ToString() = request.Keyword
 
@@ -253,6 +268,8 @@ type Pop3Output internal (kind: Pop3OutputKind, eventKind: Pop3EventKind) =
     member val UidEntries: IReadOnlyList<UidEntry> = Unchecked.defaultof<_> with get, internal set
     /// Answered LANG listing.
     member val Languages: IReadOnlyList<LanguageEntry> = Unchecked.defaultof<_> with get, internal set
+    /// Answered extension command: its lines (dot-unstuffed; empty for a single-line reply).
+    member val Lines: IReadOnlyList<string> = Unchecked.defaultof<_> with get, internal set
     /// CapabilitiesReceived, AuthorizationReady, Answered CAPA.
     member val Capabilities: Pop3Capabilities = Unchecked.defaultof<_> with get, internal set
     /// SaslChallenge: the decoded challenge.
@@ -350,6 +367,9 @@ type Pop3Machine
                 | Reply.UidEntry entry -> r.UidEntries <- [| entry |]
                 | Reply.Capabilities caps -> r.Capabilities <- Pop3Capabilities caps
                 | Reply.Languages langs -> r.Languages <- Array.ofList langs
+                | Reply.Extension(s, lines) ->
+                    status s
+                    r.Lines <- Array.ofList lines
                 | Reply.Quit q ->
                     r.Text <- q.Text
                     r.UpdateCompleted <- q.UpdateCompleted

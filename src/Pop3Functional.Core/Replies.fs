@@ -183,6 +183,7 @@ module internal Replies =
             move c (Trigger.Ok "QUIT") Phase.Closed
             answer c p (Reply.Quit outcome)
             c.Out.Add Output.Close
+        | Request.Extension _, _ -> answer c p (Reply.Extension(status, []))
         | _ -> answer c p (Reply.Ok status)
 
     let onErr (c: Ctx) (p: Pending) (status: StatusLine) =
@@ -254,11 +255,12 @@ module internal Replies =
             c.Out.Add Output.Close
         | _ -> rejected ()
 
-    let initialListing (s: SessionState) (request: Request) =
+    let initialListing (request: Request) (status: StatusLine) =
         match request with
         | Request.List _ -> ListingAcc.Entries([], 0UL)
         | Request.Uidl _ -> ListingAcc.Uids([], 0UL)
         | Request.Capa -> ListingAcc.Capa(Capabilities.Empty, 0)
+        | Request.Extension _ -> ListingAcc.Lines(status, [], 0)
         | _ -> ListingAcc.Languages([], 0)
 
     let cancelAndFail (c: Ctx) kind message =
@@ -387,7 +389,7 @@ module internal Replies =
                     | Expect.Listing ->
                         c.S <-
                             { c.S with
-                                Reading = Reading.Listing(initialListing c.S p.Request)
+                                Reading = Reading.Listing(initialListing p.Request status)
                             }
                     | Expect.Body ->
                         answer c p (Reply.MessageFollows status)

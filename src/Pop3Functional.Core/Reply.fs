@@ -185,3 +185,5 @@ type Reply =
     | Reset of StatusLine
     /// QUIT: whether the server entered UPDATE and which deletions it committed (RFC 1939 §6).
     | Quit of QuitOutcome
+    /// An extension command: its status line and, for a multi-line one, its lines (dot-unstuffed).
+    | Extension of StatusLine * lines: string list

@@ -180,6 +180,7 @@ module internal Requests =
     let submit (c: Ctx) (id: RequestId) (request: Request) =
         let s = c.S
         let keyword = request.Keyword
+        let tableKeyword = request.TableKeyword
 
         // Scans the queue in place: Waiting.ToList() would copy it on every submit.
         // Callers usually number requests upwards: then no scan at all.
@@ -202,7 +203,7 @@ module internal Requests =
                     id,
                     Err.usage UsageErrorKind.InvalidRequestId keyword $"request id {id} is already in use"
                 ))
-        | phase when not (Transitions.allows phase.Kind keyword) ->
+        | phase when not (Transitions.allows phase.Kind tableKeyword) ->
             let allowed =
                 match Transitions.commandsIn phase.Kind with
                 | [] -> "none"
@@ -227,5 +228,5 @@ module internal Requests =
                     }
 
                 enqueue c id request command
-                move c (Trigger.Submitted keyword) next
+                move c (Trigger.Submitted tableKeyword) next
                 pump c

@@ -153,7 +153,8 @@ module internal SessionContext =
         | Request.List None
         | Request.Uidl None
         | Request.Capa
-        | Request.Lang None -> Expect.Listing
+        | Request.Lang None
+        | Request.Extension(_, _, true) -> Expect.Listing
         | Request.Retr _
         | Request.Top _ -> Expect.Body
         | Request.Auth _ -> Expect.Sasl
@@ -168,7 +169,9 @@ module internal SessionContext =
         | Request.Auth _
         | Request.Stls
         | Request.Quit
-        | Request.Utf8 -> true
+        | Request.Utf8
+        // Nothing is known of what an extension changes: it is never pipelined.
+        | Request.Extension _ -> true
         | _ -> false
 
     let enqueue (c: Ctx) (id: RequestId) (request: Request) (command: EncodedCommand) =

@@ -118,6 +118,8 @@ type ListingAcc =
     | Capa of Capabilities * lines: int
     /// LANG lines so far and their number (bounded by MaxCapaLines).
     | Languages of LanguageEntry list * count: int
+    /// An extension's status line, its lines so far and their number (bounded by MaxCapaLines).
+    | Lines of StatusLine * lines: string list * count: int
 
 /// What the reader expects next from the server.
 [<RequireQualifiedAccess>]

@@ -155,6 +155,8 @@ module Transitions =
             yield! stay PhaseKind.Authorization "CAPA"
             yield! stay PhaseKind.Authorization "UTF8"
             yield! stay PhaseKind.Authorization "LANG"
+            // An extension command (RFC 2449 §8) is assumed to keep the state it is sent in.
+            yield! stay PhaseKind.Authorization "extension"
             row PhaseKind.Authorization (Trigger.Submitted "QUIT") PhaseKind.AwaitingQuitReply ""
             // RFC 1939 §5 and §7: the transaction state.
             for k in
@@ -169,6 +171,7 @@ module Transitions =
                     "UIDL"
                     "CAPA"
                     "LANG"
+                    "extension"
                 ] do
                 yield! stay PhaseKind.Transaction k
             row

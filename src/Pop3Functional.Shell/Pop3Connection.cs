@@ -16,7 +16,7 @@ namespace Pop3Functional.Shell;
 /// an operation closes the connection and throws <see cref="OperationCanceledException"/>.
 /// Not thread-safe: one operation at a time.
 /// </summary>
-public sealed class Pop3Connection : IAsyncDisposable
+public sealed partial class Pop3Connection : IAsyncDisposable
 {
     private readonly Pop3ConnectionOptions options;
     private readonly Pop3Machine machine;
@@ -697,6 +697,15 @@ public sealed class Pop3Connection : IAsyncDisposable
     /// <summary>APOP (RFC 1939 §7): the password never crosses the wire; needs the greeting's timestamp.</summary>
     public async ValueTask<FSharpResult<Pop3Stat, Pop3Error>> LoginApopAsync(string user, Secret password, CancellationToken cancellationToken = default) =>
         LoggedIn(await RunAsync(Pop3Request.Apop(user, password), null, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>
+    /// Logs in with the strongest method available without SASL: APOP when the greeting offers a
+    /// timestamp the core accepts (RFC 1939 §7; discarded after STLS), else USER/PASS (sent only over
+    /// TLS unless plaintext credentials were allowed). A failure is returned as it is: never retried
+    /// by a weaker method (MailKit falls back to USER/PASS after an APOP rejection; this does not).
+    /// </summary>
+    public ValueTask<FSharpResult<Pop3Stat, Pop3Error>> LoginAutoAsync(string user, Secret password, CancellationToken cancellationToken = default) =>
+        Greeting.ApopAvailable ? LoginApopAsync(user, password, cancellationToken) : LoginAsync(user, password, cancellationToken);
 
     private FSharpResult<Pop3Stat, Pop3Error> LoggedIn(FSharpResult<Pop3Output, Pop3Error> result)
     {

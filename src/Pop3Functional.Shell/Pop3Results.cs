@@ -32,3 +32,8 @@ public sealed record Pop3QuitResult(string Text, bool UpdateCompleted, IReadOnly
 /// <param name="OctetsReceived">Octets delivered so far (dot-unstuffed).</param>
 /// <param name="Completed">The message is complete (its terminator arrived).</param>
 public readonly record struct Pop3Progress(ulong Message, ulong OctetsReceived, bool Completed);
+
+/// <summary>The answer to an extension command (RFC 2449 §8).</summary>
+/// <param name="Text">The status text after +OK.</param>
+/// <param name="Lines">The lines of a multi-line reply, dot-unstuffed; empty for a single-line one.</param>
+public sealed record Pop3ExtensionReply(string Text, IReadOnlyList<string> Lines);

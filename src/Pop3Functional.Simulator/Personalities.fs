@@ -68,6 +68,7 @@ module Personalities =
             RewritesEightBitHeaders = false
             LocksMaildrop = true
             EnforcedLoginDelay = TimeSpan.Zero
+            PrivateCommands = Map.empty
         }
 
     /// Dovecot 2.3 as measured on Debian (DESIGN §9): greeting "Dovecot (Debian) ready." with an
@@ -111,6 +112,7 @@ module Personalities =
             RewritesEightBitHeaders = false
             LocksMaildrop = true
             EnforcedLoginDelay = TimeSpan.Zero
+            PrivateCommands = Map.empty
         }
 
     /// Courier 1.0 as measured (DESIGN §9): greeting "Hello there.", no APOP, no RESP-CODES; CAPA
@@ -158,6 +160,7 @@ module Personalities =
             // Not measured; Courier's own maildir locking is not modelled beyond RFC 1939 §8.
             LocksMaildrop = true
             EnforcedLoginDelay = TimeSpan.Zero
+            PrivateCommands = Map.empty
         }
 
     /// Cyrus 3.6 as measured (DESIGN §9): "+OK Message follows" to RETR (no size), a bare "+OK" to
@@ -219,6 +222,7 @@ module Personalities =
             RewritesEightBitHeaders = false
             LocksMaildrop = false
             EnforcedLoginDelay = TimeSpan.Zero
+            PrivateCommands = Map.empty
         }
 
     /// Gmail (pop.gmail.com): greeting "Gpop ready for requests from <address> <session>";
@@ -273,6 +277,7 @@ module Personalities =
             LocksMaildrop = true
             // LOGIN-DELAY 300 is advertised; no source shows Gmail enforcing it.
             EnforcedLoginDelay = TimeSpan.Zero
+            PrivateCommands = Map.empty
         }
 
     /// Outlook / Exchange: greeting "The Microsoft Exchange POP3 service is ready.", CAPA (bare
@@ -307,6 +312,7 @@ module Personalities =
             // Not documented for Exchange; RFC 1939 §8 behaviour is kept.
             LocksMaildrop = true
             EnforcedLoginDelay = TimeSpan.Zero
+            PrivateCommands = Map.empty
         }
 
     /// qmail-pop3d (qmail 1.03 / netqmail): the greeting is the APOP timestamp alone,
@@ -338,6 +344,7 @@ module Personalities =
             RewritesEightBitHeaders = false
             LocksMaildrop = false
             EnforcedLoginDelay = TimeSpan.Zero
+            PrivateCommands = Map.empty
         }
 
     /// A server that implements RFC 1939 and nothing else: CAPA is answered -ERR (no RFC 2449),
@@ -366,6 +373,7 @@ module Personalities =
             // RFC 1939 §4: the server acquires an exclusive-access lock on the maildrop.
             LocksMaildrop = true
             EnforcedLoginDelay = TimeSpan.Zero
+            PrivateCommands = Map.empty
         }
 
     /// All presets by name (lowercase names: "simulator", "dovecot", "courier", "cyrus", "gmail",
@@ -509,6 +517,20 @@ type PersonalityExtensions =
     static member WithLocksMaildrop(personality: Personality, enabled: bool) =
         { personality with
             LocksMaildrop = enabled
+        }
+
+    /// This personality answering a private extension command (RFC 2449 §8) in both states:
+    /// single-line "+OK", or with `multiline` "+OK" and these lines.
+    [<Extension>]
+    static member WithPrivateCommand
+        (personality: Personality, keyword: string, multiline: bool, [<ParamArray>] lines: string[])
+        =
+        { personality with
+            PrivateCommands =
+                personality.PrivateCommands.Add(
+                    keyword.ToUpperInvariant(),
+                    (if multiline then Some(List.ofArray lines) else None)
+                )
         }
 
     /// This personality enforcing this minimum time between logins ([LOGIN-DELAY]; zero: none).

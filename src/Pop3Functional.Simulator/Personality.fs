@@ -67,4 +67,7 @@ type Personality =
         /// Enforce this minimum time between logins with [LOGIN-DELAY]; zero for none
         /// (Courier advertises LOGIN-DELAY 10 and does not enforce it).
         EnforcedLoginDelay: TimeSpan
+        /// Private extension commands (RFC 2449 §8) the server answers in both states, by upper-case
+        /// keyword: None for a single-line "+OK", Some lines for a multi-line reply (dot-stuffed).
+        PrivateCommands: Map<string, string list option>
     }

@@ -128,6 +128,13 @@ module ServerMachine =
         b.Append(".").Append(crlf) |> ignore
         ctx.Out.Add(ServerOutput.Reply(ascii (b.ToString())))
 
+    /// A private extension command of the personality: "+OK" alone, or "+OK" and its lines.
+    let private privateCommand (ctx: Ctx) (verb: string) =
+        match ctx.S.Settings.Personality.PrivateCommands.TryFind verb with
+        | Some None -> ok ctx $"{verb} done."
+        | Some(Some lines) -> multiLine ctx $"{verb} follows" lines
+        | None -> send ctx "-ERR Unknown command."
+
     // ---- capabilities (RFC 2449 §5) ----
 
     let private plaintextAllowed (s: ServerSession) =
@@ -526,7 +533,7 @@ module ServerMachine =
                     Phase = ServerPhase.Closed
                 }
         | ("STAT" | "LIST" | "RETR" | "DELE" | "NOOP" | "RSET" | "TOP" | "UIDL"), _ -> send ctx "-ERR Not logged in."
-        | _ -> send ctx "-ERR Unknown command."
+        | _ -> privateCommand ctx verb
 
     // ---- transaction ----
 
@@ -723,7 +730,7 @@ module ServerMachine =
         | ("USER" | "PASS" | "APOP" | "AUTH" | "STLS" | "UTF8" | "RPOP"), _ -> send ctx "-ERR Already logged in."
         | ("STAT" | "LIST" | "RETR" | "DELE" | "NOOP" | "RSET" | "TOP" | "UIDL" | "QUIT"), _ ->
             send ctx "-ERR Invalid arguments."
-        | _ -> send ctx "-ERR Unknown command."
+        | _ -> privateCommand ctx verb
 
     // ---- command lines ----
 

@@ -178,7 +178,9 @@ let serveSet (index: int) =
 type private ServerProcess(index: int) =
     let child =
         let path = Environment.ProcessPath
-        let start = ProcessStartInfo(path, RedirectStandardInput = true, RedirectStandardOutput = true)
+
+        let start =
+            ProcessStartInfo(path, RedirectStandardInput = true, RedirectStandardOutput = true)
 
         if Path.GetFileNameWithoutExtension path = "dotnet" then
             start.ArgumentList.Add(Reflection.Assembly.GetEntryAssembly().Location)
@@ -307,7 +309,9 @@ let profileShell (index: int) (seconds: float) =
     let mutable runs = 0
 
     while watch.Elapsed.TotalSeconds < seconds do
-        (fetchShell shellOptions "bench" "bench" set.Messages).GetAwaiter().GetResult() |> ignore
+        (fetchShell shellOptions "bench" "bench" set.Messages).GetAwaiter().GetResult()
+        |> ignore
+
         runs <- runs + 1
 
     let messages = float (runs * set.Messages)

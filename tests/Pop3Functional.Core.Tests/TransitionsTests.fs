@@ -51,6 +51,8 @@ let private everyKeyword =
         "UTF8"
         "LANG"
         "AUTH"
+        // Every extension command (RFC 2449 §8) is one row of the table.
+        "extension"
     ]
 
 /// RFC 1939 §3–§7, RFC 2595 §4, RFC 5034 §4, RFC 6856 §2: where a caller may submit each command.
@@ -74,6 +76,7 @@ let private rfcAllowed: (string * PhaseKind list) list =
         "PASS", [ PhaseKind.AwaitingPass ]
         "RPOP", [ PhaseKind.AwaitingPass ]
         "QUIT", [ PhaseKind.Authorization; PhaseKind.AwaitingPass; PhaseKind.Transaction ]
+        "extension", [ PhaseKind.Authorization; PhaseKind.Transaction ]
     ]
 
 // ----- random sessions: the session must only make moves that the table has ------------------
