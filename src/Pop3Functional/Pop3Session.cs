@@ -52,6 +52,14 @@ public sealed class Pop3Session : IAsyncDisposable
     public Task<Fin<MaildropStat>> ApopAsync(string user, Secret password, CancellationToken cancellationToken = default) =>
         Call(ct => connection.LoginApopAsync(user, password, ct), Conversions.ToStat, cancellationToken);
 
+    /// <summary>
+    /// The strongest login without SASL: APOP when the greeting offers a timestamp the core
+    /// accepts (none after STLS), else USER/PASS. A failure is returned as it is, never retried by
+    /// a weaker method.
+    /// </summary>
+    public Task<Fin<MaildropStat>> LoginAutoAsync(string user, Secret password, CancellationToken cancellationToken = default) =>
+        Call(ct => connection.LoginAutoAsync(user, password, ct), Conversions.ToStat, cancellationToken);
+
     /// <summary>USER then RPOP (RFC 1081; poplib's <c>rpop</c>): a trusted host vouches for the user.</summary>
     public Task<Fin<MaildropStat>> RpopAsync(string user, CancellationToken cancellationToken = default) =>
         Call(ct => connection.LoginRpopAsync(user, ct), Conversions.ToStat, cancellationToken);
@@ -103,6 +111,34 @@ public sealed class Pop3Session : IAsyncDisposable
     /// <summary>UIDL n (RFC 1939 §7; poplib's <c>uidl(which)</c>).</summary>
     public Task<Fin<UidEntry>> UidlAsync(ulong message, CancellationToken cancellationToken = default) =>
         Call(ct => connection.UidlAsync(message, ct), Same, cancellationToken);
+
+    // ---- by UID (RFC 1939 §7: UIDs survive sessions, numbers do not) ----
+
+    /// <summary>The message number of <paramref name="uid"/> in this session (one UIDL per session); an unknown or ambiguous UID is a usage failure.</summary>
+    public Task<Fin<ulong>> MessageNumberAsync(string uid, CancellationToken cancellationToken = default) =>
+        Call(ct => connection.MessageNumberAsync(uid, ct), Same, cancellationToken);
+
+    /// <summary>RETR of the message with <paramref name="uid"/>, handed to <paramref name="sink"/> while it arrives.</summary>
+    public Task<Fin<Retrieval>> RetrieveByUidAsync(
+        string uid, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, CancellationToken cancellationToken = default) =>
+        Call(ct => connection.RetrieveByUidAsync(uid, sink, ct), Conversions.ToRetrieval, cancellationToken);
+
+    /// <summary>RETR of the message with <paramref name="uid"/>, written to <paramref name="destination"/> while it arrives.</summary>
+    public Task<Fin<Retrieval>> RetrieveByUidAsync(string uid, Stream destination, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        return RetrieveByUidAsync(uid, (bytes, ct) => destination.WriteAsync(bytes, ct), cancellationToken);
+    }
+
+    /// <summary>RETR of the message with <paramref name="uid"/> as one array.</summary>
+    public Task<Fin<byte[]>> RetrieveBytesByUidAsync(string uid, CancellationToken cancellationToken = default) =>
+        Call(ct => connection.RetrieveBytesByUidAsync(uid, ct), Same, cancellationToken);
+
+    /// <summary>DELE of the message with <paramref name="uid"/>; QUIT commits it.</summary>
+    public Task<Fin<string>> DeleteByUidAsync(string uid, CancellationToken cancellationToken = default) =>
+        Call(ct => connection.DeleteByUidAsync(uid, ct), Text, cancellationToken);
+
+    // ---- by number ----
 
     /// <summary>RETR n (poplib's <c>retr</c>) written to <paramref name="destination"/> while it arrives: never whole in memory.</summary>
     public Task<Fin<Retrieval>> RetrieveAsync(ulong message, Stream destination, CancellationToken cancellationToken = default) =>
@@ -170,6 +206,18 @@ public sealed class Pop3Session : IAsyncDisposable
     /// <summary>RSET (RFC 1939 §5; poplib's <c>rset</c>): unmarks every message marked deleted.</summary>
     public Task<Fin<string>> ResetAsync(CancellationToken cancellationToken = default) =>
         Call(connection.ResetAsync, Text, cancellationToken);
+
+    /// <summary>
+    /// The escape hatch for private or newer commands (RFC 2449 §8; private keywords start with X):
+    /// <paramref name="keyword"/> and <paramref name="arguments"/> are checked before any byte is
+    /// sent (three or four letters or digits, not a command the library sends itself; no spaces,
+    /// line breaks or control characters in arguments). With <paramref name="multiline"/>, the
+    /// lines up to "." come back in <see cref="ExtensionReply.Lines"/>. The session state is
+    /// assumed unchanged by it.
+    /// </summary>
+    public Task<Fin<ExtensionReply>> ExtensionAsync(
+        string keyword, IReadOnlyList<string> arguments, bool multiline, CancellationToken cancellationToken = default) =>
+        Call(ct => connection.ExtensionAsync(keyword, arguments, multiline, ct), Conversions.ToExtensionReply, cancellationToken);
 
     /// <summary>QUIT (RFC 1939 §6; poplib's <c>quit</c>): ends the session and says which deletions were committed.</summary>
     public async Task<Fin<QuitResult>> QuitAsync(CancellationToken cancellationToken = default)

@@ -72,3 +72,8 @@ public sealed record RetrievedMessage(ulong Message, byte[] Octets);
 /// <param name="UpdateCompleted">The server entered UPDATE: the deletions it confirmed are committed.</param>
 /// <param name="DeletionsCommitted">The messages whose deletion took effect.</param>
 public sealed record QuitResult(string Text, bool UpdateCompleted, Seq<ulong> DeletionsCommitted);
+
+/// <summary>The answer to an extension command (RFC 2449 §8).</summary>
+/// <param name="Text">The status text after +OK.</param>
+/// <param name="Lines">The lines of a multi-line reply, dot-unstuffed; empty for a single-line one.</param>
+public sealed record ExtensionReply(string Text, Seq<string> Lines);

@@ -72,7 +72,7 @@ public sealed class PoplibMigrationTests
         }
 
         var chatty = new CapturingLogger();
-        await using (await OpenAsync(InMemory(sim).WithLogin().WithLogger(chatty).WithDebugLevel(1)))
+        await using (await OpenAsync(InMemory(sim).WithLogin().WithMechanism(Pop3Mechanism.UserPass).WithLogger(chatty).WithDebugLevel(1)))
         {
         }
 
@@ -221,7 +221,7 @@ public sealed class PoplibMigrationTests
     public async Task Utf8_is_Utf8Async_or_WithUtf8()
     {
         await using var sim = await StartAsync();
-        await using (await OpenAsync(InMemory(sim).WithUtf8().WithLogin()))
+        await using (await OpenAsync(InMemory(sim).WithUtf8().WithLogin().WithMechanism(Pop3Mechanism.UserPass)))
         {
         }
 
