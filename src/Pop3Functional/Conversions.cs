@@ -182,6 +182,8 @@ internal static class Conversions
 
     public static Retrieval ToRetrieval(Pop3Retrieval r) => new(r.Message, r.Octets, ToOption(r.ListedOctets));
 
+    public static RetrievedMessage ToRetrievedMessage((ulong Message, byte[] Octets) m) => new(m.Message, m.Octets);
+
     public static QuitResult ToQuit(Pop3QuitResult q) => new(q.Text, q.UpdateCompleted, ToSeq(q.DeletionsCommitted));
 
     public static ExtensionReply ToExtensionReply(Pop3ExtensionReply r) => new(r.Text, ToSeq(r.Lines));

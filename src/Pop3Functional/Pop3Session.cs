@@ -168,7 +168,7 @@ public sealed class Pop3Session : IAsyncDisposable
     /// a sink for large ones. Stopping early closes the connection (replies are in flight).
     /// </summary>
     public IAsyncEnumerable<Fin<RetrievedMessage>> RetrieveAllAsync(CancellationToken cancellationToken = default) =>
-        Stream(connection.RetrieveAllBytesAsync(cancellationToken), m => new RetrievedMessage(m.Message, m.Octets), cancellationToken);
+        Enumerate(connection.RetrieveAllBytesAsync(cancellationToken), Conversions.ToRetrievedMessage, cancellationToken);
 
     /// <summary>
     /// RETR for several messages, pipelined when the server allows: each body goes to
@@ -176,7 +176,7 @@ public sealed class Pop3Session : IAsyncDisposable
     /// </summary>
     public IAsyncEnumerable<Fin<Retrieval>> RetrieveManyAsync(
         IEnumerable<ulong> messages, Func<ulong, ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, CancellationToken cancellationToken = default) =>
-        Stream(connection.RetrieveManyAsync(messages, sink, cancellationToken), Conversions.ToRetrieval, cancellationToken);
+        Enumerate(connection.RetrieveManyAsync(messages, sink, cancellationToken), Conversions.ToRetrieval, cancellationToken);
 
     /// <summary>TOP n lines (RFC 1939 §7; poplib's <c>top</c>) written to <paramref name="destination"/>.</summary>
     public Task<Fin<Retrieval>> TopAsync(ulong message, ulong lines, Stream destination, CancellationToken cancellationToken = default)
@@ -197,7 +197,7 @@ public sealed class Pop3Session : IAsyncDisposable
     /// <summary>TOP for several messages, pipelined: with 0 lines, the headers of a whole maildrop in one round.</summary>
     public IAsyncEnumerable<Fin<Retrieval>> TopManyAsync(
         IEnumerable<ulong> messages, ulong lines, Func<ulong, ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, CancellationToken cancellationToken = default) =>
-        Stream(connection.TopManyAsync(messages, lines, sink, cancellationToken), Conversions.ToRetrieval, cancellationToken);
+        Enumerate(connection.TopManyAsync(messages, lines, sink, cancellationToken), Conversions.ToRetrieval, cancellationToken);
 
     /// <summary>DELE n (RFC 1939 §5; poplib's <c>dele</c>): marks the message; QUIT commits the marks.</summary>
     public Task<Fin<string>> DeleteAsync(ulong message, CancellationToken cancellationToken = default) =>
@@ -260,7 +260,7 @@ public sealed class Pop3Session : IAsyncDisposable
         return result;
     }
 
-    private async IAsyncEnumerable<Fin<TOut>> Stream<TIn, TOut>(
+    private async IAsyncEnumerable<Fin<TOut>> Enumerate<TIn, TOut>(
         IAsyncEnumerable<FSharpResult<TIn, Pop3Error>> results, Func<TIn, TOut> map,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
