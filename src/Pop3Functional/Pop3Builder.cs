@@ -1,0 +1,384 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using LanguageExt;
+using LanguageExt.Common;
+using Microsoft.Extensions.Logging;
+using Pop3Functional.Core;
+using Pop3Functional.Shell;
+
+namespace Pop3Functional;
+
+/// <summary>
+/// How to open a session: immutable, every <c>With*</c> returns a changed copy, so one builder
+/// can serve many sessions. Nothing is checked by throwing: an option out of range is a
+/// <see cref="Pop3Failure"/> of kind Usage returned by <see cref="OpenAsync"/> or
+/// <see cref="RunAsync{T}"/> before any byte is sent.
+/// </summary>
+public sealed record Pop3Builder
+{
+    internal Pop3Builder(Pop3ConnectionOptions options, Stream? transport)
+    {
+        Options = options;
+        Transport = transport;
+    }
+
+    internal Pop3ConnectionOptions Options { get; init; }
+
+    internal Stream? Transport { get; init; }
+
+    internal string? User { get; init; }
+
+    internal Func<CancellationToken, ValueTask<Fin<Secret>>>? Password { get; init; }
+
+    internal bool OwnsPassword { get; init; }
+
+    internal Pop3Mechanism Mechanism { get; init; } = Pop3Mechanism.Auto;
+
+    internal ILogger? Logger { get; init; }
+
+    internal int? DebugLevel { get; init; }
+
+    internal bool Utf8 { get; init; }
+
+    internal string? Language { get; init; }
+
+    internal Pop3Failure? Problem { get; init; }
+
+    /// <summary>The host this builder connects to ("" for a caller's stream).</summary>
+    public string Host => Options.Host;
+
+    /// <summary>The port this builder connects to.</summary>
+    public int Port => Options.Port;
+
+    /// <summary>The TLS mode in force.</summary>
+    public TlsMode Tls => Options.Tls;
+
+    // ---- TLS ----
+
+    /// <summary>TLS from the first byte (POP3S), whatever the port.</summary>
+    public Pop3Builder WithImplicitTls() => this with { Options = Options.WithTls(TlsMode.Implicit) };
+
+    /// <summary>A plaintext greeting, then STLS before anything secret; the session fails if the server cannot upgrade.</summary>
+    public Pop3Builder WithStartTls() => this with { Options = Options.WithTls(TlsMode.StartTlsRequired) };
+
+    /// <summary>No TLS, chosen explicitly. Passwords are still refused unless <see cref="AllowPlaintextCredentials"/> is called too.</summary>
+    public Pop3Builder WithoutTls() => this with { Options = Options.WithoutTls(allowPlaintextCredentials: false) };
+
+    /// <summary>The second explicit opt-in: passwords may cross a connection without TLS (only with <see cref="WithoutTls"/>).</summary>
+    public Pop3Builder AllowPlaintextCredentials() => this with { Options = Options with { AllowPlaintextCredentials = true } };
+
+    /// <summary>A custom certificate check replacing the default one (chain, host name, expiry); every use is logged at Warning.</summary>
+    public Pop3Builder WithCertificateValidation(RemoteCertificateValidationCallback validation)
+    {
+        ArgumentNullException.ThrowIfNull(validation);
+        return this with { Options = Options.WithCertificateValidation(validation) };
+    }
+
+    /// <summary>A client certificate offered during the TLS handshake, if the server asks for one (added to any given before).</summary>
+    public Pop3Builder WithClientCertificate(X509Certificate certificate)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        var certificates = new X509CertificateCollection(Options.ClientCertificates ?? []) { certificate };
+        return this with { Options = Options with { ClientCertificates = certificates } };
+    }
+
+    /// <summary>The name sent for SNI and checked against the certificate, when it differs from the host.</summary>
+    public Pop3Builder WithServerName(string serverName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(serverName);
+        return this with { Options = Options with { TlsServerName = serverName } };
+    }
+
+    // ---- credentials ----
+
+    /// <summary>Logs in as <paramref name="user"/> with <paramref name="password"/> when the session opens (the caller keeps ownership of the secret).</summary>
+    public Pop3Builder WithCredentials(string user, Secret password)
+    {
+        ArgumentNullException.ThrowIfNull(password);
+        return WithCredentials(user, _ => ValueTask.FromResult<Fin<Secret>>(password), owns: false);
+    }
+
+    /// <summary>
+    /// Logs in with a password from a source that may have failed (<see cref="Secrets.FromEnvironment"/>,
+    /// <see cref="Secrets.FromFile"/>): a failed source fails the open before connecting.
+    /// </summary>
+    public Pop3Builder WithCredentials(string user, Fin<Secret> password) =>
+        password.IsFail
+            ? WithCredentials(user, _ => ValueTask.FromResult(password), owns: false) with { Problem = Problem ?? AsFailure((Error)password) }
+            : WithCredentials(user, _ => ValueTask.FromResult(password), owns: false);
+
+    /// <summary>
+    /// Logs in with a password asked for at login, after connecting (a vault, a prompt, a token
+    /// refresh). The session disposes the secret after use; a callback that throws fails the open
+    /// with code <see cref="Pop3ErrorCodes.SecretUnavailable"/>.
+    /// </summary>
+    public Pop3Builder WithCredentials(string user, Func<CancellationToken, ValueTask<Secret>> password)
+    {
+        ArgumentNullException.ThrowIfNull(password);
+        return WithCredentials(user, async ct => (Fin<Secret>)await password(ct).ConfigureAwait(false), owns: true);
+    }
+
+    /// <summary>The user for <see cref="Pop3Mechanism.Rpop"/>, which needs no password.</summary>
+    public Pop3Builder WithUser(string user)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        return this with { User = user, Password = null };
+    }
+
+    /// <summary>How to log in: <see cref="Pop3Mechanism.Auto"/> (default), <see cref="Pop3Mechanism.UserPass"/>, <see cref="Pop3Mechanism.Apop"/> or <see cref="Pop3Mechanism.Rpop"/>.</summary>
+    public Pop3Builder WithMechanism(Pop3Mechanism mechanism)
+    {
+        ArgumentNullException.ThrowIfNull(mechanism);
+        return this with { Mechanism = mechanism };
+    }
+
+    private Pop3Builder WithCredentials(string user, Func<CancellationToken, ValueTask<Fin<Secret>>> password, bool owns)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        return this with { User = user, Password = password, OwnsPassword = owns };
+    }
+
+    // ---- time ----
+
+    /// <summary>The reply timeout (poplib's <c>timeout</c>): a status line must arrive completely within it. 60 s by default; zero or negative is refused before connecting.</summary>
+    public Pop3Builder WithTimeout(TimeSpan timeout) => this with { Options = Options.WithReplyTimeout(timeout) };
+
+    /// <summary>How long connecting may take (DNS, TCP, TLS, greeting, CAPA). 30 s by default.</summary>
+    public Pop3Builder WithConnectTimeout(TimeSpan timeout) => this with { Options = Options with { ConnectTimeout = timeout } };
+
+    /// <summary>An overall limit for each operation, besides the caller's token.</summary>
+    public Pop3Builder WithDeadline(TimeSpan deadline) => this with { Options = Options.WithDeadline(deadline) };
+
+    /// <summary>The low-speed rule (curl's --speed-limit/--speed-time): fewer than <paramref name="octets"/> in any <paramref name="window"/> while a body or listing arrives is a timeout. 1 KiB per 60 s by default.</summary>
+    public Pop3Builder WithLowSpeedLimit(long octets, TimeSpan window) =>
+        this with { Options = Options with { LowSpeedLimitOctets = octets, LowSpeedTime = window } };
+
+    // ---- observability ----
+
+    /// <summary>The protocol log: C:/S: lines at Debug, octet counts at Trace, secrets redacted.</summary>
+    public Pop3Builder WithLogger(ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(logger);
+        return this with { Logger = logger };
+    }
+
+    /// <summary>
+    /// poplib's <c>set_debuglevel</c> over the logger: 0 shows only Information and above, 1 adds the
+    /// dialogue (Debug), 2 adds octet counts (Trace). Another level is refused at open.
+    /// </summary>
+    public Pop3Builder WithDebugLevel(int level) =>
+        level is >= 0 and <= 2
+            ? this with { DebugLevel = level }
+            : this with { Problem = Problem ?? Pop3Errors.Usage(Pop3ErrorCodes.InvalidArgument, $"The debug level must be 0, 1 or 2, not {level}.") };
+
+    // ---- protocol ----
+
+    /// <summary>At most <paramref name="commands"/> commands and <paramref name="octets"/> command octets in flight when the server offers PIPELINING (32 and 4,096 by default).</summary>
+    public Pop3Builder WithPipeliningWindow(int commands, int octets) =>
+        commands >= 1 && octets >= 1
+            ? WithCore(Options.Core.WithLimits(Options.Core.Limits.WithPipelineWindow(commands, octets)))
+            : this with { Problem = Problem ?? Pop3Errors.Usage(Pop3ErrorCodes.InvalidArgument, $"The pipelining window needs at least one command and one octet, not {commands} and {octets}.") };
+
+    /// <summary>Lock-step: one command at a time, even when the server offers PIPELINING.</summary>
+    public Pop3Builder WithoutPipelining() => WithCore(Options.Core.WithPipelining(false));
+
+    /// <summary>A server deviation tolerated (true) or refused as a protocol error (false). All but long UIDs are tolerated by default.</summary>
+    public Pop3Builder WithQuirk(Quirk quirk, bool tolerated)
+    {
+        ArgumentNullException.ThrowIfNull(quirk);
+        return WithCore(Options.Core.WithQuirk(quirk, tolerated));
+    }
+
+    /// <summary>RFC behaviour only: 512-octet lines and no deviation tolerated (the three RFC 1939 allows are still accepted).</summary>
+    public Pop3Builder WithStrictParsing() => WithCore(Core.Options.Strict.WithPipelining(Options.Core.UsePipelining));
+
+    /// <summary>Other limits on what a server can make the client hold (line length, listing size, message size).</summary>
+    public Pop3Builder WithLimits(Limits limits)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        return WithCore(Options.Core.WithLimits(limits));
+    }
+
+    /// <summary>Sends UTF8 (RFC 6856 §2) on opening, before login (the only state where RFC 6856 allows it).</summary>
+    public Pop3Builder WithUtf8() => this with { Utf8 = true };
+
+    /// <summary>Sends LANG <paramref name="tag"/> (RFC 6856 §3) on opening, after login.</summary>
+    public Pop3Builder WithLanguage(string tag)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(tag);
+        return this with { Language = tag };
+    }
+
+    private Pop3Builder WithCore(Core.Options core) => this with { Options = Options.WithCore(core) };
+
+    // ---- opening ----
+
+    /// <summary>
+    /// Connects, sends UTF8 if asked, logs in when credentials were given (else the session stays
+    /// in the authorization state, for a manual <see cref="Pop3Session.LoginAsync"/>), then sends
+    /// LANG if asked. Any failure closes the connection and is returned.
+    /// </summary>
+    public async Task<Fin<Pop3Session>> OpenAsync(CancellationToken cancellationToken = default)
+    {
+        if (Problem is { } problem)
+        {
+            return problem;
+        }
+
+        if (User is null && !Mechanism.Equals(Pop3Mechanism.Auto))
+        {
+            return Pop3Errors.Usage(Pop3ErrorCodes.InvalidArgument, $"The {Mechanism} mechanism needs a user: call WithCredentials (or WithUser for RPOP).");
+        }
+
+        if (User is not null && Password is null && Mechanism.NeedsPassword)
+        {
+            return Pop3Errors.Usage(Pop3ErrorCodes.InvalidArgument, $"The {Mechanism} mechanism needs a password: call WithCredentials(user, password).");
+        }
+
+        var options = Logger is null ? Options : Options.WithLogger(DebugLevel is { } level ? new DebugLevelLogger(Logger, level) : Logger);
+        var transport = Transport;
+        var connected = await Conversions.CallAsync(
+            ct => transport is null ? Pop3Connection.ConnectAsync(options, ct) : Pop3Connection.ConnectAsync(transport, options, ct),
+            connection => new Pop3Session(connection),
+            cancellationToken).ConfigureAwait(false);
+        if (connected.IsFail)
+        {
+            return connected;
+        }
+
+        var session = (Pop3Session)connected;
+        var ready = await SetUpAsync(session, cancellationToken).ConfigureAwait(false);
+        if (ready.IsFail)
+        {
+            await session.DisposeAsync().ConfigureAwait(false);
+            return (Error)ready;
+        }
+
+        return session;
+    }
+
+    /// <summary>
+    /// Opens a session, runs <paramref name="body"/>, sends QUIT (committing what the body
+    /// deleted) and closes. When the body fails, its failure is returned and the connection closes
+    /// without QUIT, so nothing it marked deleted is removed; when QUIT fails, that failure is
+    /// returned (the deletions may not have taken effect).
+    /// </summary>
+    public async Task<Fin<T>> RunAsync<T>(Func<Pop3Session, Task<Fin<T>>> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        var opened = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        if (opened.IsFail)
+        {
+            return (Error)opened;
+        }
+
+        var session = (Pop3Session)opened;
+        Fin<T> result;
+        try
+        {
+            result = await body(session).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            result = Pop3Errors.Cancelled;
+        }
+        catch
+        {
+            await session.AbandonAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        if (result.IsFail)
+        {
+            await session.AbandonAsync().ConfigureAwait(false);
+            return result;
+        }
+
+        var quit = await session.QuitAsync(cancellationToken).ConfigureAwait(false);
+        await session.DisposeAsync().ConfigureAwait(false);
+        return quit.IsFail ? (Error)quit : result;
+    }
+
+    private async Task<Fin<Unit>> SetUpAsync(Pop3Session session, CancellationToken cancellationToken)
+    {
+        if (Utf8)
+        {
+            var utf8 = await session.Utf8Async(cancellationToken).ConfigureAwait(false);
+            if (utf8.IsFail)
+            {
+                return (Error)utf8;
+            }
+        }
+
+        if (User is { } user)
+        {
+            var login = await LoginAsync(session, user, cancellationToken).ConfigureAwait(false);
+            if (login.IsFail)
+            {
+                return (Error)login;
+            }
+        }
+
+        if (Language is { } tag)
+        {
+            var language = await session.LanguageAsync(tag, cancellationToken).ConfigureAwait(false);
+            if (language.IsFail)
+            {
+                return (Error)language;
+            }
+        }
+
+        return Prelude.unit;
+    }
+
+    private async Task<Fin<MaildropStat>> LoginAsync(Pop3Session session, string user, CancellationToken cancellationToken)
+    {
+        if (!Mechanism.NeedsPassword)
+        {
+            return await session.RpopAsync(user, cancellationToken).ConfigureAwait(false);
+        }
+
+        var password = await AskPasswordAsync(cancellationToken).ConfigureAwait(false);
+        if (password.IsFail)
+        {
+            return (Error)password;
+        }
+
+        var secret = (Secret)password;
+        try
+        {
+            return Mechanism.Name switch
+            {
+                "APOP" => await session.ApopAsync(user, secret, cancellationToken).ConfigureAwait(false),
+                "USER" => await session.LoginAsync(user, secret, cancellationToken).ConfigureAwait(false),
+                _ => await session.LoginAutoAsync(user, secret, cancellationToken).ConfigureAwait(false),
+            };
+        }
+        finally
+        {
+            if (OwnsPassword)
+            {
+                ((IDisposable)secret).Dispose();
+            }
+        }
+    }
+
+    private async Task<Fin<Secret>> AskPasswordAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Password!(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return Pop3Errors.Cancelled;
+        }
+        catch (Exception ex)
+        {
+            return Pop3Errors.SecretUnavailable($"The password callback failed ({ex.GetType().Name}: {ex.Message}).", ex);
+        }
+    }
+
+    private static Pop3Failure AsFailure(Error error) =>
+        error as Pop3Failure ?? Pop3Errors.SecretUnavailable(error.Message);
+}
