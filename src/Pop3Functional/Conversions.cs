@@ -30,17 +30,8 @@ internal static class Conversions
             _ => throw new ArgumentOutOfRangeException(nameof(error), error, "An error kind this version does not know."),
         };
 
-    /// <summary>
-    /// The shell reports its time limits as transport errors: a <see cref="TimeoutException"/>
-    /// (reply timeout, low-speed rule) or a cancelled deadline whose message says which limit.
-    /// </summary>
-    private static bool IsTimeout(TransportError error) =>
-        error.Exception is { Value: TimeoutException }
-        || error.Message.Contains("did not complete within", StringComparison.Ordinal)
-        || error.Message.Contains("did not complete the status line", StringComparison.Ordinal)
-        || error.Message.Contains("sent nothing for", StringComparison.Ordinal)
-        || error.Message.Contains("took longer than", StringComparison.Ordinal)
-        || (error.Message.Contains("fewer than", StringComparison.Ordinal) && error.Message.Contains(" per ", StringComparison.Ordinal));
+    /// <summary>The shell reports every time limit as a transport error caused by a <see cref="TimeoutException"/>.</summary>
+    private static bool IsTimeout(TransportError error) => error.IsTimeout;
 
     private static Option<string> Endpoint(TransportError error) =>
         string.IsNullOrEmpty(error.Endpoint) ? Option<string>.None : error.Endpoint;

@@ -38,6 +38,8 @@ public sealed record Pop3Builder
 
     internal int? DebugLevel { get; init; }
 
+    internal TextWriter? DebugOutput { get; init; }
+
     internal bool Utf8 { get; init; }
 
     internal string? Language { get; init; }
@@ -164,12 +166,21 @@ public sealed record Pop3Builder
 
     /// <summary>
     /// poplib's <c>set_debuglevel</c> over the logger: 0 shows only Information and above, 1 adds the
-    /// dialogue (Debug), 2 adds octet counts (Trace). Another level is refused at open.
+    /// dialogue (Debug), 2 adds octet counts (Trace). Another level is refused at open. Without
+    /// <see cref="WithLogger"/>, levels 1 and 2 print the redacted dialogue to standard error (poplib
+    /// prints it to standard output).
     /// </summary>
     public Pop3Builder WithDebugLevel(int level) =>
         level is >= 0 and <= 2
             ? this with { DebugLevel = level }
             : this with { Problem = Problem ?? Pop3Errors.Usage(Pop3ErrorCodes.InvalidArgument, $"The debug level must be 0, 1 or 2, not {level}.") };
+
+    /// <summary><see cref="WithDebugLevel(int)"/>, printing to <paramref name="output"/> when no logger was given.</summary>
+    public Pop3Builder WithDebugLevel(int level, TextWriter output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        return WithDebugLevel(level) with { DebugOutput = output };
+    }
 
     // ---- protocol ----
 
@@ -235,7 +246,8 @@ public sealed record Pop3Builder
             return Pop3Errors.Usage(Pop3ErrorCodes.InvalidArgument, $"The {Mechanism} mechanism needs a password: call WithCredentials(user, password).");
         }
 
-        var options = Logger is null ? Options : Options.WithLogger(DebugLevel is { } level ? new DebugLevelLogger(Logger, level) : Logger);
+        var logger = Logger ?? (DebugLevel is > 0 ? new TextWriterLogger(DebugOutput ?? Console.Error) : null);
+        var options = logger is null ? Options : Options.WithLogger(DebugLevel is { } level ? new DebugLevelLogger(logger, level) : logger);
         var transport = Transport;
         var connected = await Conversions.CallAsync(
             ct => transport is null ? Pop3Connection.ConnectAsync(options, ct) : Pop3Connection.ConnectAsync(transport, options, ct),

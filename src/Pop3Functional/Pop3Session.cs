@@ -44,7 +44,15 @@ public sealed class Pop3Session : IAsyncDisposable
 
     // ---- authorization ----
 
-    /// <summary>USER then PASS (RFC 1939 §7; poplib's <c>user</c> and <c>pass_</c>). The password is sent only over TLS unless plaintext credentials were allowed.</summary>
+    /// <summary>USER alone (RFC 1939 §7; poplib's <c>user</c>): PASS follows with <see cref="PassAsync"/>. Returns the server's text.</summary>
+    public Task<Fin<string>> UserAsync(string user, CancellationToken cancellationToken = default) =>
+        Call(ct => connection.UserAsync(user, ct), text => text, cancellationToken);
+
+    /// <summary>PASS after <see cref="UserAsync"/> (RFC 1939 §7; poplib's <c>pass_</c>). Sent only over TLS unless plaintext credentials were allowed; fixes the maildrop.</summary>
+    public Task<Fin<MaildropStat>> PassAsync(Secret password, CancellationToken cancellationToken = default) =>
+        Call(ct => connection.PassAsync(password, ct), Conversions.ToStat, cancellationToken);
+
+    /// <summary>USER then PASS in one call (RFC 1939 §7). The password is sent only over TLS unless plaintext credentials were allowed.</summary>
     public Task<Fin<MaildropStat>> LoginAsync(string user, Secret password, CancellationToken cancellationToken = default) =>
         Call(ct => connection.LoginAsync(user, password, ct), Conversions.ToStat, cancellationToken);
 

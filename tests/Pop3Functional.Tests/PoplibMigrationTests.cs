@@ -83,6 +83,28 @@ public sealed class PoplibMigrationTests
     }
 
     [Fact]
+    public async Task Set_debuglevel_without_a_logger_prints_the_redacted_dialogue()
+    {
+        await using var sim = await StartAsync();
+        var printed = new StringWriter();
+        await using (await OpenAsync(InMemory(sim).WithLogin().WithMechanism(Pop3Mechanism.UserPass).WithDebugLevel(1, printed)))
+        {
+        }
+
+        var text = printed.ToString();
+        Assert.Contains("C: USER alice", text, StringComparison.Ordinal);
+        Assert.Contains("C: PASS ********", text, StringComparison.Ordinal);
+        Assert.DoesNotContain(Password, text, StringComparison.Ordinal);
+
+        var silent = new StringWriter();
+        await using (await OpenAsync(InMemory(sim).WithLogin().WithDebugLevel(0, silent)))
+        {
+        }
+
+        Assert.Equal("", silent.ToString());
+    }
+
+    [Fact]
     public async Task Getwelcome_is_Greeting()
     {
         await using var sim = await StartAsync(SimulatorOptions.Default.WithPersonality(Personalities.simulator.WithGreeting("Hello from the test")));
@@ -101,12 +123,32 @@ public sealed class PoplibMigrationTests
     }
 
     [Fact]
-    public async Task User_and_pass_are_LoginAsync()
+    public async Task User_and_pass_are_UserAsync_and_PassAsync_or_LoginAsync_in_one_call()
+    {
+        await using var sim = await StartAsync();
+        await using (var session = await OpenAsync(InMemory(sim)))
+        {
+            Ok(await session.UserAsync(User, Ct));
+            Assert.Equal(3UL, Ok(await session.PassAsync(Secrets.FromString(Password), Ct)).Count);
+        }
+
+        await using (var session = await OpenAsync(InMemory(sim)))
+        {
+            Assert.Equal(3UL, Ok(await session.LoginAsync(User, Secrets.FromString(Password), Ct)).Count);
+        }
+
+        Assert.Contains("USER alice", sim.Transcript.ClientLines(0));
+        Assert.Contains("USER alice", sim.Transcript.ClientLines(1));
+    }
+
+    [Fact]
+    public async Task Pass_before_user_is_a_usage_failure_and_nothing_is_sent()
     {
         await using var sim = await StartAsync();
         await using var session = await OpenAsync(InMemory(sim));
-        Assert.Equal(3UL, Ok(await session.LoginAsync(User, Secrets.FromString(Password), Ct)).Count);
-        Assert.Contains("USER alice", sim.Transcript.ClientLines(0));
+        var failed = await session.PassAsync(Secrets.FromString(Password), Ct);
+        Assert.True(failed.IsFail);
+        Assert.DoesNotContain(sim.Transcript.ClientLines(0), l => l.StartsWith("PASS", StringComparison.Ordinal));
     }
 
     [Fact]
