@@ -273,7 +273,9 @@ public sealed record Pop3Builder
     /// Opens a session, runs <paramref name="body"/>, sends QUIT (committing what the body
     /// deleted) and closes. When the body fails, its failure is returned and the connection closes
     /// without QUIT, so nothing it marked deleted is removed; when QUIT fails, that failure is
-    /// returned (the deletions may not have taken effect).
+    /// returned (the deletions may not have taken effect). A body may send QUIT itself with
+    /// <see cref="Pop3Session.QuitAsync"/> (to read <see cref="QuitResult.DeletionsCommitted"/>):
+    /// no second QUIT follows, and a failure of the body's QUIT is returned as above.
     /// </summary>
     public async Task<Fin<T>> RunAsync<T>(Func<Pop3Session, Task<Fin<T>>> body, CancellationToken cancellationToken = default)
     {
@@ -306,7 +308,9 @@ public sealed record Pop3Builder
             return result;
         }
 
-        var quit = await session.QuitAsync(cancellationToken).ConfigureAwait(false);
+        // A body that sent QUIT itself (to see what was committed) has ended the session: a second
+        // QUIT would be refused and turn a run that committed into a failure.
+        var quit = session.QuitOutcome ?? await session.QuitAsync(cancellationToken).ConfigureAwait(false);
         await session.DisposeAsync().ConfigureAwait(false);
         return quit.IsFail ? (Error)quit : result;
     }

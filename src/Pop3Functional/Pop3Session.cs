@@ -18,6 +18,7 @@ public sealed class Pop3Session : IAsyncDisposable
 {
     private readonly Pop3Connection connection;
     private bool ended;
+    private Fin<QuitResult>? quit;
 
     internal Pop3Session(Pop3Connection connection)
     {
@@ -232,8 +233,12 @@ public sealed class Pop3Session : IAsyncDisposable
     {
         var result = await Call(connection.QuitAsync, Conversions.ToQuit, cancellationToken).ConfigureAwait(false);
         ended = true;
+        quit ??= result;
         return result;
     }
+
+    /// <summary>What the first <see cref="QuitAsync"/> returned, once one was sent (so <see cref="Pop3Builder.RunAsync{T}"/> never sends a second).</summary>
+    internal Fin<QuitResult>? QuitOutcome => quit;
 
     /// <summary>Sends QUIT when the session is healthy (committing deletions), then closes the connection.</summary>
     public async ValueTask DisposeAsync()

@@ -213,6 +213,21 @@ public sealed class SessionTests
     }
 
     [Fact]
+    public async Task RunAsync_whose_body_quits_itself_sends_one_QUIT_and_succeeds()
+    {
+        await using var sim = await StartAsync();
+        var result = await InMemory(sim).WithLogin().RunAsync(async session =>
+        {
+            Ok(await session.DeleteAsync(1, Ct));
+            var quit = await session.QuitAsync(Ct);
+            return quit.Map(q => q.DeletionsCommitted);
+        }, Ct);
+        Assert.Equal(new ulong[] { 1 }, Ok(result).ToArray());
+        Assert.Equal(2, sim.Mailbox(User).Count);
+        Assert.Single(sim.Transcript.ClientLines(0), l => l == "QUIT");
+    }
+
+    [Fact]
     public async Task RunAsync_body_failure_wins_and_nothing_is_deleted()
     {
         await using var sim = await StartAsync();
