@@ -12,7 +12,8 @@ namespace Pop3Functional;
 /// How to open a session: immutable, every <c>With*</c> returns a changed copy, so one builder
 /// can serve many sessions. Nothing is checked by throwing: an option out of range is a
 /// <see cref="Pop3Failure"/> of kind Usage returned by <see cref="OpenAsync"/> or
-/// <see cref="RunAsync{T}"/> before any byte is sent.
+/// <see cref="RunAsync{T}"/> before any byte is sent; as for every option, the last call wins, so
+/// giving a refused option again with a valid value replaces the refusal.
 /// </summary>
 public sealed record Pop3Builder
 {
@@ -44,7 +45,11 @@ public sealed record Pop3Builder
 
     internal string? Language { get; init; }
 
-    internal Pop3Failure? Problem { get; init; }
+    /// <summary>
+    /// The options refused so far, by option: calling the same <c>With*</c> again with a valid value
+    /// replaces its problem, so the last call wins as for every other option.
+    /// </summary>
+    internal Map<string, Pop3Failure> Problems { get; init; }
 
     /// <summary>The host this builder connects to ("" for a caller's stream).</summary>
     public string Host => Options.Host;
@@ -105,9 +110,8 @@ public sealed record Pop3Builder
     /// <see cref="Secrets.FromFile"/>): a failed source fails the open before connecting.
     /// </summary>
     public Pop3Builder WithCredentials(string user, Fin<Secret> password) =>
-        password.IsFail
-            ? WithCredentials(user, _ => ValueTask.FromResult(password), owns: false) with { Problem = Problem ?? AsFailure((Error)password) }
-            : WithCredentials(user, _ => ValueTask.FromResult(password), owns: false);
+        WithCredentials(user, _ => ValueTask.FromResult(password), owns: false)
+            .Checked(CredentialsOption, password.IsFail ? AsFailure((Error)password) : null);
 
     /// <summary>
     /// Logs in with a password asked for at login, after connecting (a vault, a prompt, a token
@@ -124,7 +128,7 @@ public sealed record Pop3Builder
     public Pop3Builder WithUser(string user)
     {
         ArgumentNullException.ThrowIfNull(user);
-        return this with { User = user, Password = null };
+        return (this with { User = user, Password = null }).Checked(CredentialsOption, null);
     }
 
     /// <summary>How to log in: <see cref="Pop3Mechanism.Auto"/> (default), <see cref="Pop3Mechanism.UserPass"/>, <see cref="Pop3Mechanism.Apop"/> or <see cref="Pop3Mechanism.Rpop"/>.</summary>
@@ -137,7 +141,7 @@ public sealed record Pop3Builder
     private Pop3Builder WithCredentials(string user, Func<CancellationToken, ValueTask<Fin<Secret>>> password, bool owns)
     {
         ArgumentNullException.ThrowIfNull(user);
-        return this with { User = user, Password = password, OwnsPassword = owns };
+        return (this with { User = user, Password = password, OwnsPassword = owns }).Checked(CredentialsOption, null);
     }
 
     // ---- time ----
@@ -172,8 +176,8 @@ public sealed record Pop3Builder
     /// </summary>
     public Pop3Builder WithDebugLevel(int level) =>
         level is >= 0 and <= 2
-            ? this with { DebugLevel = level }
-            : this with { Problem = Problem ?? Pop3Errors.Usage(Pop3ErrorCodes.InvalidArgument, $"The debug level must be 0, 1 or 2, not {level}.") };
+            ? (this with { DebugLevel = level }).Checked(DebugLevelOption, null)
+            : Checked(DebugLevelOption, Pop3Errors.Usage(Pop3ErrorCodes.InvalidArgument, $"The debug level must be 0, 1 or 2, not {level}."));
 
     /// <summary><see cref="WithDebugLevel(int)"/>, printing to <paramref name="output"/> when no logger was given.</summary>
     public Pop3Builder WithDebugLevel(int level, TextWriter output)
@@ -187,8 +191,10 @@ public sealed record Pop3Builder
     /// <summary>At most <paramref name="commands"/> commands and <paramref name="octets"/> command octets in flight when the server offers PIPELINING (32 and 4,096 by default).</summary>
     public Pop3Builder WithPipeliningWindow(int commands, int octets) =>
         commands >= 1 && octets >= 1
-            ? WithCore(Options.Core.WithLimits(Options.Core.Limits.WithPipelineWindow(commands, octets)))
-            : this with { Problem = Problem ?? Pop3Errors.Usage(Pop3ErrorCodes.InvalidArgument, $"The pipelining window needs at least one command and one octet, not {commands} and {octets}.") };
+            ? WithCore(Options.Core.WithLimits(Options.Core.Limits.WithPipelineWindow(commands, octets))).Checked(PipeliningWindowOption, null)
+            : Checked(
+                PipeliningWindowOption,
+                Pop3Errors.Usage(Pop3ErrorCodes.InvalidArgument, $"The pipelining window needs at least one command and one octet, not {commands} and {octets}."));
 
     /// <summary>Lock-step: one command at a time, even when the server offers PIPELINING.</summary>
     public Pop3Builder WithoutPipelining() => WithCore(Options.Core.WithPipelining(false));
@@ -222,6 +228,14 @@ public sealed record Pop3Builder
 
     private Pop3Builder WithCore(Core.Options core) => this with { Options = Options.WithCore(core) };
 
+    private const string CredentialsOption = "credentials";
+    private const string DebugLevelOption = "debug level";
+    private const string PipeliningWindowOption = "pipelining window";
+
+    /// <summary>This builder with <paramref name="option"/>'s problem replaced: <paramref name="problem"/>, or none when null.</summary>
+    private Pop3Builder Checked(string option, Pop3Failure? problem) =>
+        this with { Problems = problem is null ? Problems.Remove(option) : Problems.AddOrUpdate(option, problem) };
+
     // ---- opening ----
 
     /// <summary>
@@ -231,9 +245,9 @@ public sealed record Pop3Builder
     /// </summary>
     public async Task<Fin<Pop3Session>> OpenAsync(CancellationToken cancellationToken = default)
     {
-        if (Problem is { } problem)
+        if (!Problems.IsEmpty)
         {
-            return problem;
+            return Problems.Values.First();
         }
 
         if (User is null && !Mechanism.Equals(Pop3Mechanism.Auto))

@@ -129,6 +129,23 @@ public sealed class ErrorTests
     }
 
     [Fact]
+    public async Task A_refused_option_given_again_with_a_valid_value_is_replaced()
+    {
+        await using var sim = await StartAsync();
+        var unset = Secrets.FromEnvironment("POP3FUNCTIONAL_TEST_UNSET_" + Guid.NewGuid().ToString("N"));
+        await using (await OpenAsync(InMemory(sim).WithCredentials(User, unset).WithCredentials(User, Secrets.FromString(Password))))
+        {
+        }
+
+        await using (await OpenAsync(InMemory(sim).WithLogin().WithDebugLevel(3).WithDebugLevel(0).WithPipeliningWindow(0, 1).WithPipeliningWindow(4, 512)))
+        {
+        }
+
+        AssertCode(Pop3ErrorCodes.SecretUnavailable, await Plain(sim).WithCredentials(User, Secrets.FromString(Password)).WithCredentials(User, unset).OpenAsync(Ct));
+        Assert.Equal(2, sim.SessionsStarted);
+    }
+
+    [Fact]
     public async Task Unset_environment_secret_fails_before_connecting()
     {
         await using var sim = await StartAsync();
