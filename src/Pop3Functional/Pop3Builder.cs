@@ -146,14 +146,33 @@ public sealed record Pop3Builder
 
     // ---- time ----
 
-    /// <summary>The reply timeout (poplib's <c>timeout</c>): a status line must arrive completely within it. 60 s by default; zero or negative is refused before connecting.</summary>
-    public Pop3Builder WithTimeout(TimeSpan timeout) => this with { Options = Options.WithReplyTimeout(timeout) };
+    /// <summary>
+    /// The longest time limit a session can wait for (about 49.7 days, what a .NET timer accepts):
+    /// a longer <see cref="WithTimeout"/>, <see cref="WithConnectTimeout"/> or <see cref="WithDeadline"/>
+    /// is refused at open, like a zero or negative one. For no deadline at all, do not set one.
+    /// </summary>
+    public static readonly TimeSpan MaxTimeLimit = TimeSpan.FromMilliseconds(uint.MaxValue - 1.0);
 
-    /// <summary>How long connecting may take (DNS, TCP, TLS, greeting, CAPA). 30 s by default.</summary>
-    public Pop3Builder WithConnectTimeout(TimeSpan timeout) => this with { Options = Options with { ConnectTimeout = timeout } };
+    /// <summary>The reply timeout (poplib's <c>timeout</c>): a status line must arrive completely within it. 60 s by default; zero, negative or above <see cref="MaxTimeLimit"/> is refused before connecting.</summary>
+    public Pop3Builder WithTimeout(TimeSpan timeout) =>
+        (this with { Options = Options.WithReplyTimeout(timeout) }).Checked(ReplyTimeoutOption, TooLong("reply timeout", timeout));
 
-    /// <summary>An overall limit for each operation, besides the caller's token.</summary>
-    public Pop3Builder WithDeadline(TimeSpan deadline) => this with { Options = Options.WithDeadline(deadline) };
+    /// <summary>How long connecting may take (DNS, TCP, TLS, greeting, CAPA). 30 s by default; zero, negative or above <see cref="MaxTimeLimit"/> is refused before connecting.</summary>
+    public Pop3Builder WithConnectTimeout(TimeSpan timeout) =>
+        (this with { Options = Options with { ConnectTimeout = timeout } }).Checked(ConnectTimeoutOption, TooLong("connect timeout", timeout));
+
+    /// <summary>An overall limit for each operation, besides the caller's token; zero, negative or above <see cref="MaxTimeLimit"/> is refused before connecting.</summary>
+    public Pop3Builder WithDeadline(TimeSpan deadline) =>
+        (this with { Options = Options.WithDeadline(deadline) }).Checked(DeadlineOption, TooLong("operation deadline", deadline));
+
+    /// <summary>
+    /// The shell refuses zero and negative limits itself (poplib's ValueError); one beyond what a
+    /// timer accepts would throw from deep inside an operation instead, so it is refused here.
+    /// </summary>
+    private static Pop3Failure? TooLong(string limit, TimeSpan value) =>
+        value > MaxTimeLimit
+            ? Pop3Errors.Usage(Pop3ErrorCodes.InvalidArgument, $"The {limit} of {value.TotalDays:0.#} days is longer than the {MaxTimeLimit.TotalDays:0.#} days a timer can wait; give a shorter one.")
+            : null;
 
     /// <summary>The low-speed rule (curl's --speed-limit/--speed-time): fewer than <paramref name="octets"/> in any <paramref name="window"/> while a body or listing arrives is a timeout. 1 KiB per 60 s by default.</summary>
     public Pop3Builder WithLowSpeedLimit(long octets, TimeSpan window) =>
@@ -231,6 +250,9 @@ public sealed record Pop3Builder
     private const string CredentialsOption = "credentials";
     private const string DebugLevelOption = "debug level";
     private const string PipeliningWindowOption = "pipelining window";
+    private const string ReplyTimeoutOption = "reply timeout";
+    private const string ConnectTimeoutOption = "connect timeout";
+    private const string DeadlineOption = "operation deadline";
 
     /// <summary>This builder with <paramref name="option"/>'s problem replaced: <paramref name="problem"/>, or none when null.</summary>
     private Pop3Builder Checked(string option, Pop3Failure? problem) =>

@@ -83,6 +83,21 @@ public sealed class ErrorTests
     }
 
     [Fact]
+    public async Task Time_limits_beyond_what_a_timer_accepts_are_refused_before_connecting()
+    {
+        await using var sim = await StartAsync();
+        var tooLong = Pop3Builder.MaxTimeLimit + TimeSpan.FromMilliseconds(1);
+        AssertCode(Pop3ErrorCodes.InvalidArgument, await Plain(sim).WithLogin().WithTimeout(TimeSpan.FromDays(100)).OpenAsync(Ct));
+        AssertCode(Pop3ErrorCodes.InvalidArgument, await Plain(sim).WithLogin().WithConnectTimeout(TimeSpan.MaxValue).OpenAsync(Ct));
+        AssertCode(Pop3ErrorCodes.InvalidArgument, await Plain(sim).WithLogin().WithDeadline(tooLong).OpenAsync(Ct));
+        Assert.Equal(0, sim.SessionsStarted);
+
+        await using var session = await OpenAsync(
+            Plain(sim).WithLogin().WithTimeout(Pop3Builder.MaxTimeLimit).WithConnectTimeout(Pop3Builder.MaxTimeLimit).WithDeadline(Pop3Builder.MaxTimeLimit));
+        Assert.Equal(Stored(1), Ok(await session.RetrieveBytesAsync(1, Ct)));
+    }
+
+    [Fact]
     public async Task Message_outside_the_snapshot_and_deleted_message()
     {
         await using var sim = await StartAsync();
