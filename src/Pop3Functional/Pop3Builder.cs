@@ -263,7 +263,8 @@ public sealed record Pop3Builder
     /// <summary>
     /// Connects, sends UTF8 if asked, logs in when credentials were given (else the session stays
     /// in the authorization state, for a manual <see cref="Pop3Session.LoginAsync"/>), then sends
-    /// LANG if asked. Any failure closes the connection and is returned.
+    /// LANG if asked. Any failure closes the connection and is returned; an exception from below
+    /// (a caller's stream throwing what the shell does not expect) closes it too, then propagates.
     /// </summary>
     public async Task<Fin<Pop3Session>> OpenAsync(CancellationToken cancellationToken = default)
     {
@@ -295,7 +296,19 @@ public sealed record Pop3Builder
         }
 
         var session = (Pop3Session)connected;
-        var ready = await SetUpAsync(session, cancellationToken).ConfigureAwait(false);
+        Fin<Unit> ready;
+        try
+        {
+            ready = await SetUpAsync(session, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Something below threw instead of returning a failure (a caller's stream that throws
+            // what the shell does not expect): the connection is in an unknown state, so close it.
+            await session.AbandonAsync().ConfigureAwait(false);
+            throw;
+        }
+
         if (ready.IsFail)
         {
             await session.DisposeAsync().ConfigureAwait(false);
@@ -346,7 +359,17 @@ public sealed record Pop3Builder
 
         // A body that sent QUIT itself (to see what was committed) has ended the session: a second
         // QUIT would be refused and turn a run that committed into a failure.
-        var quit = session.QuitOutcome ?? await session.QuitAsync(cancellationToken).ConfigureAwait(false);
+        Fin<QuitResult> quit;
+        try
+        {
+            quit = session.QuitOutcome ?? await session.QuitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await session.AbandonAsync().ConfigureAwait(false);
+            throw;
+        }
+
         await session.DisposeAsync().ConfigureAwait(false);
         return quit.IsFail ? (Error)quit : result;
     }

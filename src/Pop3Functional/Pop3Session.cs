@@ -243,13 +243,18 @@ public sealed class Pop3Session : IAsyncDisposable
     /// <summary>Sends QUIT when the session is healthy (committing deletions), then closes the connection.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (!ended)
+        try
         {
-            ended = true;
-            await connection.QuitAsync(CancellationToken.None).ConfigureAwait(false);
+            if (!ended)
+            {
+                ended = true;
+                await connection.QuitAsync(CancellationToken.None).ConfigureAwait(false);
+            }
         }
-
-        await connection.DisposeAsync().ConfigureAwait(false);
+        finally
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>Closes the connection without QUIT: nothing marked deleted is removed (RFC 1939 §6).</summary>

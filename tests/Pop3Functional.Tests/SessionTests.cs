@@ -242,6 +242,26 @@ public sealed class SessionTests
     }
 
     [Fact]
+    public async Task A_transport_that_throws_is_closed_by_OpenAsync_RunAsync_and_DisposeAsync()
+    {
+        await using var sim = await StartAsync();
+        static Pop3Builder Over(Stream stream) => Pop3.Connect(stream, "localhost").WithoutTls().AllowPlaintextCredentials().WithLogin();
+
+        var atLogin = new ThrowingStream(sim.ConnectInMemory(), "APOP");
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Over(atLogin).OpenAsync(Ct));
+        Assert.True(atLogin.Disposed);
+
+        var atQuit = new ThrowingStream(sim.ConnectInMemory(), "QUIT");
+        await Assert.ThrowsAsync<InvalidOperationException>(() => Over(atQuit).RunAsync(session => session.NoopAsync(Ct), Ct));
+        Assert.True(atQuit.Disposed);
+
+        var atDispose = new ThrowingStream(sim.ConnectInMemory(), "QUIT");
+        var session = await OpenAsync(Over(atDispose));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => session.DisposeAsync().AsTask());
+        Assert.True(atDispose.Disposed);
+    }
+
+    [Fact]
     public async Task Manual_login_after_opening_without_credentials()
     {
         await using var sim = await StartAsync();

@@ -100,3 +100,53 @@ internal sealed class CapturingLogger : ILogger
 
     public string All => string.Join("\n", Lines.Select(l => l.Text));
 }
+
+/// <summary>
+/// A caller's transport that throws <see cref="InvalidOperationException"/> (not an I/O error the
+/// shell expects) when a command line starting with <paramref name="verb"/> is written, and records
+/// whether it was disposed.
+/// </summary>
+internal sealed class ThrowingStream(Stream inner, string verb) : Stream
+{
+    public bool Disposed { get; private set; }
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override void Flush() => inner.Flush();
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+    public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+        System.Text.Encoding.ASCII.GetString(buffer.Span).Split("\r\n").Any(l => l.StartsWith(verb, StringComparison.Ordinal))
+            ? throw new InvalidOperationException($"the test transport refuses {verb}")
+            : inner.WriteAsync(buffer, cancellationToken);
+
+    protected override void Dispose(bool disposing)
+    {
+        Disposed = true;
+        if (disposing)
+        {
+            inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}
