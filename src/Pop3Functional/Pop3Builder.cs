@@ -225,8 +225,22 @@ public sealed record Pop3Builder
         return WithCore(Options.Core.WithQuirk(quirk, tolerated));
     }
 
-    /// <summary>RFC behaviour only: 512-octet lines and no deviation tolerated (the three RFC 1939 allows are still accepted).</summary>
-    public Pop3Builder WithStrictParsing() => WithCore(Core.Options.Strict.WithPipelining(Options.Core.UsePipelining));
+    /// <summary>
+    /// RFC behaviour only: lines of at most 512 octets and no deviation tolerated (the three RFC 1939
+    /// allows are still accepted). The other limits (message size, pipelining window, …) stay as set.
+    /// </summary>
+    public Pop3Builder WithStrictParsing()
+    {
+        var strict = Core.Options.Strict;
+        var limits = Options.Core.Limits;
+        var core = Options.Core.WithLimits(limits.WithMaxLineOctets(Math.Min(limits.MaxLineOctets, strict.Limits.MaxLineOctets)));
+        foreach (var quirk in Quirk.All)
+        {
+            core = core.WithQuirk(quirk, strict.Quirks.Contains(quirk));
+        }
+
+        return WithCore(core);
+    }
 
     /// <summary>Other limits on what a server can make the client hold (line length, listing size, message size).</summary>
     public Pop3Builder WithLimits(Limits limits)

@@ -235,6 +235,23 @@ public sealed class ErrorTests
     }
 
     [Fact]
+    public async Task Strict_parsing_keeps_the_other_limits_and_refuses_long_lines()
+    {
+        await using var sim = await StartAsync();
+        var capped = InMemory(sim).WithLogin().WithLimits(Limits.Default.WithMaxMessageOctets(10)).WithStrictParsing();
+        await using (var session = await OpenAsync(capped))
+        {
+            AssertCode(Pop3ErrorCodes.MessageTooLarge, await session.RetrieveBytesAsync(1, Ct));
+        }
+
+        await using var chatty = await StartAsync(SimulatorOptions.Default.WithPersonality(Personalities.simulator.WithGreeting(new string('x', 600))));
+        AssertCode(Pop3ErrorCodes.LineTooLong, await InMemory(chatty).WithStrictParsing().OpenAsync(Ct));
+        await using (await OpenAsync(InMemory(chatty)))
+        {
+        }
+    }
+
+    [Fact]
     public async Task Response_injection_after_STLS()
     {
         var options = SimulatorOptions.Default.WithFaults(FaultPlan.Of(Faults.InjectAfterStls("+OK injected\r\n"u8.ToArray())));
