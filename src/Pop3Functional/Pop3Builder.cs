@@ -68,10 +68,10 @@ public sealed record Pop3Builder
     /// <summary>A plaintext greeting, then STLS before anything secret; the session fails if the server cannot upgrade.</summary>
     public Pop3Builder WithStartTls() => this with { Options = Options.WithTls(TlsMode.StartTlsRequired) };
 
-    /// <summary>No TLS, chosen explicitly. Passwords are still refused unless <see cref="AllowPlaintextCredentials"/> is called too.</summary>
-    public Pop3Builder WithoutTls() => this with { Options = Options.WithoutTls(allowPlaintextCredentials: false) };
+    /// <summary>No TLS, chosen explicitly. Passwords are still refused unless <see cref="AllowPlaintextCredentials"/> is called too (before or after).</summary>
+    public Pop3Builder WithoutTls() => this with { Options = Options.WithoutTls(Options.AllowPlaintextCredentials) };
 
-    /// <summary>The second explicit opt-in: passwords may cross a connection without TLS (only with <see cref="WithoutTls"/>).</summary>
+    /// <summary>The second explicit opt-in: passwords may cross a connection without TLS (only together with <see cref="WithoutTls"/>, in either order).</summary>
     public Pop3Builder AllowPlaintextCredentials() => this with { Options = Options with { AllowPlaintextCredentials = true } };
 
     /// <summary>A custom certificate check replacing the default one (chain, host name, expiry); every use is logged at Warning.</summary>

@@ -324,5 +324,16 @@ public sealed class PoplibMigrationTests
         await using (await OpenAsync(once.AllowPlaintextCredentials()))
         {
         }
+
+        // Both opt-ins are explicit whatever their order.
+        var optInFirst = Pop3.Connect(sim.Endpoint.Address.ToString(), sim.Endpoint.Port).AllowPlaintextCredentials().WithoutTls();
+        await using (await OpenAsync(optInFirst.WithLogin().WithMechanism(Pop3Mechanism.UserPass)))
+        {
+        }
+
+        // The opt-in alone never drops a required TLS.
+        await using var noStls = await StartAsync(SimulatorOptions.Default.WithStls(false));
+        AssertCode(Pop3ErrorCodes.TlsUnavailable, await Stls(noStls).AllowPlaintextCredentials().WithLogin().OpenAsync(Ct));
+        Assert.DoesNotContain(noStls.Transcript.ClientLines(0), l => l.StartsWith("PASS", StringComparison.Ordinal) || l.StartsWith("APOP", StringComparison.Ordinal));
     }
 }
