@@ -18,7 +18,7 @@ public static class Secrets
         return Secret.FromString(value);
     }
 
-    /// <summary>A secret from an environment variable; a failure when it is unset or empty.</summary>
+    /// <summary>A secret from an environment variable, exactly as set (nothing trimmed); a failure when it is unset or empty.</summary>
     public static Fin<Secret> FromEnvironment(string name)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -29,8 +29,9 @@ public static class Secrets
     }
 
     /// <summary>
-    /// A secret from the first line of a file (as Docker and Kubernetes secrets are mounted); a
-    /// failure when the file cannot be read or its first line is empty.
+    /// A secret from the first line of a file (as Docker and Kubernetes secrets are mounted): the
+    /// line end (LF or CRLF) is not part of it, anything after the first line is ignored, and other
+    /// whitespace is kept. A failure when the file cannot be read or its first line is empty.
     /// </summary>
     public static Fin<Secret> FromFile(string path)
     {
@@ -39,9 +40,12 @@ public static class Secrets
         {
             using var reader = new StreamReader(path);
             var line = reader.ReadLine();
-            return string.IsNullOrEmpty(line)
-                ? Pop3Errors.SecretUnavailable($"The secret file {path} is empty.")
-                : Secret.FromString(line);
+            return line switch
+            {
+                null => Pop3Errors.SecretUnavailable($"The secret file {path} is empty; write the password on its first line."),
+                "" => Pop3Errors.SecretUnavailable($"The first line of the secret file {path} is empty; the password must be on the first line."),
+                _ => Secret.FromString(line),
+            };
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -206,6 +206,32 @@ public sealed class ErrorTests
     }
 
     [Fact]
+    public async Task Secret_file_takes_the_first_line_without_its_line_end()
+    {
+        var path = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(path, " pass word \r\nsecond line\n", Ct);
+            Assert.Equal(" pass word ", Ok(Secrets.FromFile(path)).RevealString());
+
+            await File.WriteAllTextAsync(path, "\nthe password on line two\n", Ct);
+            var blankFirst = Secrets.FromFile(path);
+            AssertCode(Pop3ErrorCodes.SecretUnavailable, blankFirst);
+            Assert.Contains("first line", Fail(blankFirst).Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("line two", Fail(blankFirst).Message, StringComparison.Ordinal);
+
+            await File.WriteAllTextAsync(path, "", Ct);
+            Assert.Contains("is empty", Fail(Secrets.FromFile(path)).Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+
+        AssertCode(Pop3ErrorCodes.SecretUnavailable, Secrets.FromFile(Path.GetTempPath()));
+    }
+
+    [Fact]
     public async Task Password_callback_runs_after_connecting_and_its_failure_is_a_value()
     {
         await using var sim = await StartAsync();
