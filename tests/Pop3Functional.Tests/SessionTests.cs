@@ -343,6 +343,17 @@ public sealed class SessionTests
     }
 
     [Fact]
+    public void Builder_prints_where_it_connects_and_never_a_credential()
+    {
+        var builder = Pop3.Connect("pop.example.com")
+            .WithCredentials(User, Secrets.FromString(Password))
+            .WithLogger(new CapturingLogger());
+        Assert.Equal("Pop3Builder { Host = pop.example.com, Port = 995, Tls = Implicit }", builder.ToString());
+        var fromCallback = Pop3.Connect("pop.example.com", 110).WithCredentials(User, _ => ValueTask.FromResult(Secrets.FromString(Password)));
+        Assert.DoesNotContain(Password, fromCallback.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Builder_is_immutable()
     {
         var plain = Pop3.Connect("pop.example.com");
