@@ -298,9 +298,12 @@ public sealed class ErrorTests
     {
         await using var sim = await StartAsync(SimulatorOptions.Default.WithFaults(Faults.DisconnectInBody(Faults.OnVerb("RETR"), 10)));
         await using var session = await OpenAsync(Plain(sim).WithLogin());
-        var failure = Fail(await session.RetrieveBytesAsync(1, Ct));
-        Assert.True(failure.Kind is Pop3ErrorKind.Protocol or Pop3ErrorKind.Transport, failure.Message);
-        Assert.Contains("10", failure.Message, StringComparison.Ordinal);
+        var result = await session.RetrieveBytesAsync(1, Ct);
+        AssertCode(Pop3ErrorCodes.ConnectionClosed, result);
+        var failure = Fail(result);
+        Assert.Equal(Pop3ErrorKind.Protocol, failure.Kind);
+        Assert.Equal("RETR", failure.Command);
+        Assert.Contains("after 10 octets", failure.Message, StringComparison.Ordinal);
         Assert.False(session.IsHealthy);
     }
 
@@ -397,6 +400,28 @@ public sealed class ErrorTests
         using var cancel = new CancellationTokenSource();
         await cancel.CancelAsync();
         AssertCode(Pop3ErrorCodes.Cancelled, await Pop3.Connect("127.0.0.1", 9).WithoutTls().OpenAsync(cancel.Token));
+    }
+
+    [Fact]
+    public void Every_core_error_kind_and_response_code_has_its_own_code()
+    {
+        static IEnumerable<T> Cases<T>() =>
+            typeof(T).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+                .Where(p => p.PropertyType == typeof(T)).Select(p => (T)p.GetValue(null)!);
+
+        var usage = Cases<UsageErrorKind>().Select(k => Pop3Error.NewUsage(new UsageError(k, "", "m")).ToFailure().Code).ToList();
+        var protocol = Cases<ProtocolErrorKind>().Select(k => Pop3Error.NewProtocol(new ProtocolError(k, "", "m")).ToFailure().Code).ToList();
+        var server = Cases<ResponseCode>().Select(c => Pop3Error.NewServer(new ServerError("RETR", Microsoft.FSharp.Core.FSharpOption<ResponseCode>.Some(c), "t")).ToFailure().Code).ToList();
+        Assert.NotEmpty(server);
+        Assert.Equal(typeof(UsageErrorKind).GetNestedType("Tags")!.GetFields().Count(f => f.IsLiteral), usage.Count);
+        Assert.Equal(typeof(ProtocolErrorKind).GetNestedType("Tags")!.GetFields().Count(f => f.IsLiteral), protocol.Count);
+        Assert.DoesNotContain(Pop3ErrorCodes.Usage, usage);
+        Assert.DoesNotContain(Pop3ErrorCodes.Protocol, protocol);
+        Assert.DoesNotContain(Pop3ErrorCodes.OtherResponseCode, server);
+        Assert.Equal(usage.Count + protocol.Count + server.Count, usage.Concat(protocol).Concat(server).Distinct().Count());
+        Assert.All(usage, c => Assert.Equal(Pop3ErrorCodes.Usage, Pop3ErrorCodes.KindOf(c)));
+        Assert.All(protocol, c => Assert.Equal(Pop3ErrorCodes.Protocol, Pop3ErrorCodes.KindOf(c)));
+        Assert.All(server, c => Assert.Equal(Pop3ErrorCodes.Server, Pop3ErrorCodes.KindOf(c)));
     }
 
     [Fact]

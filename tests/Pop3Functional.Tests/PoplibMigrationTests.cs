@@ -27,7 +27,9 @@ public sealed class PoplibMigrationTests
     public async Task POP3_SSL_with_context_is_Connect_with_implicit_TLS_and_certificate_options()
     {
         await using var sim = await StartAsync();
-        Assert.Equal(995, Pop3.Connect("pop.example.com").Port);
+        Assert.Equal(Pop3.ImplicitTlsPort, Pop3.Connect("pop.example.com").Port);
+        Assert.Equal(995, Pop3.ImplicitTlsPort);
+        Assert.Equal(TlsMode.Implicit, Pop3.Connect("pop.example.com").Tls);
         await using var session = await OpenAsync(Implicit(sim));
         Assert.True(session.Greeting.TlsActive);
     }
@@ -147,7 +149,9 @@ public sealed class PoplibMigrationTests
         await using var sim = await StartAsync();
         await using var session = await OpenAsync(InMemory(sim));
         var failed = await session.PassAsync(Secrets.FromString(Password), Ct);
-        Assert.True(failed.IsFail);
+        AssertCode(Pop3ErrorCodes.WrongState, failed);
+        Assert.Equal(Pop3ErrorKind.Usage, Fail(failed).Kind);
+        Assert.True(session.IsHealthy);
         Assert.DoesNotContain(sim.Transcript.ClientLines(0), l => l.StartsWith("PASS", StringComparison.Ordinal));
     }
 
