@@ -77,6 +77,12 @@ public sealed partial class Pop3Connection : IAsyncDisposable
     /// <summary>True when TLS protects the connection.</summary>
     public bool IsTlsActive => machine.IsTlsActive;
 
+    /// <summary>
+    /// False once the connection is closed or broken (after QUIT, a timeout, a cancellation, an
+    /// abandoned enumeration or message stream, a transport failure): every later operation fails.
+    /// </summary>
+    public bool IsOpen => broken is null && !closed;
+
     /// <summary>The server's address as connected ("host:port", or "stream" for a caller's stream).</summary>
     public string Endpoint => endpoint;
 
@@ -144,6 +150,8 @@ public sealed partial class Pop3Connection : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         if (Validate(options) is { } invalid)
         {
+            // The connection owns the stream from the call on, even when it never starts.
+            await DisposeQuietly(stream, null).ConfigureAwait(false);
             return ShellErrors.Fail<Pop3Connection>(invalid);
         }
 
@@ -190,6 +198,19 @@ public sealed partial class Pop3Connection : IAsyncDisposable
             return ShellErrors.Usage("", "The operation deadline must be positive.");
         }
 
+        // A .NET timer waits at most about 49.7 days; a longer limit would throw at first use.
+        foreach (var (name, limit) in new[]
+        {
+            ("reply timeout", options.ReplyTimeout), ("connect timeout", options.ConnectTimeout),
+            ("low-speed time", options.LowSpeedTime), ("operation deadline", options.OperationDeadline ?? TimeSpan.Zero),
+        })
+        {
+            if (limit > Pop3ConnectionOptions.MaxTimeLimit)
+            {
+                return ShellErrors.Usage("", $"The {name} of {limit} is longer than the longest time limit, {Pop3ConnectionOptions.MaxTimeLimit}.");
+            }
+        }
+
         if (options.Port is < 1 or > 65535)
         {
             return ShellErrors.Usage("", $"The port {options.Port} is not between 1 and 65535.");
@@ -219,8 +240,19 @@ public sealed partial class Pop3Connection : IAsyncDisposable
 
         var connection = new Pop3Connection(options, transport, socket, stream, endpoint);
         connection.session = Pop3Telemetry.StartSession(string.IsNullOrEmpty(options.Host) ? endpoint : options.Host, options.Port, options.Tls);
-        var failed = await connection.PumpUntilAsync(
-            () => connection.authorizationReady is not null, limit.Token, callerToken, "greeting", "connect timeout").ConfigureAwait(false);
+        Pop3Error? failed;
+        try
+        {
+            failed = await connection.PumpUntilAsync(
+                () => connection.authorizationReady is not null, limit.Token, callerToken, "greeting", "connect timeout").ConfigureAwait(false);
+        }
+        catch
+        {
+            // Whatever escapes (the caller's cancellation, a stream that throws something other than
+            // an I/O error), the connection never reaches the caller: close it here.
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
 
         if (connection.authorizationReady is not { } output)
         {

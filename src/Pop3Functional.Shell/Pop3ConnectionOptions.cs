@@ -39,6 +39,9 @@ public sealed record Pop3ConnectionOptions
     /// <summary>How long connecting (DNS, TCP and the TLS handshake) may take. 30 s by default.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>The longest time limit a .NET timer accepts (about 49.7 days); longer ones are refused before connecting.</summary>
+    public static readonly TimeSpan MaxTimeLimit = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
     /// <summary>
     /// How long a reply may take: the wait for any octet from the server while a reply is due.
     /// 60 s by default. Zero or negative is refused before connecting.

@@ -151,7 +151,7 @@ public sealed record Pop3Builder
     /// a longer <see cref="WithTimeout"/>, <see cref="WithConnectTimeout"/> or <see cref="WithDeadline"/>
     /// is refused at open, like a zero or negative one. For no deadline at all, do not set one.
     /// </summary>
-    public static readonly TimeSpan MaxTimeLimit = TimeSpan.FromMilliseconds(uint.MaxValue - 1.0);
+    public static readonly TimeSpan MaxTimeLimit = Pop3ConnectionOptions.MaxTimeLimit;
 
     /// <summary>The reply timeout (poplib's <c>timeout</c>): a status line must arrive completely within it. 60 s by default; zero, negative or above <see cref="MaxTimeLimit"/> is refused before connecting.</summary>
     public Pop3Builder WithTimeout(TimeSpan timeout) =>

@@ -40,8 +40,11 @@ public sealed class Pop3Session : IAsyncDisposable
     /// <summary>The maildrop as fixed at login; none before login.</summary>
     public Option<MaildropStat> Maildrop => connection.Maildrop is { } stat ? Conversions.ToStat(stat) : Option<MaildropStat>.None;
 
-    /// <summary>False once the session failed for good (a protocol or transport failure, a timeout, a cancellation) or ended with QUIT.</summary>
-    public bool IsHealthy => !ended;
+    /// <summary>
+    /// False once the session failed for good (a protocol or transport failure, a timeout, a
+    /// cancellation, an enumeration stopped early, a message stream abandoned) or ended with QUIT.
+    /// </summary>
+    public bool IsHealthy => !ended && connection.IsOpen;
 
     // ---- authorization ----
 

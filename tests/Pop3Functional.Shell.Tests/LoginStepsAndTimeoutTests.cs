@@ -72,4 +72,61 @@ public sealed class LoginStepsAndTimeoutTests
         var error = Error(await connection.LoginAsync(User, Secret.FromString("wrong"), Ct));
         Assert.True(error.IsServer, error.Message);
     }
+
+    [Fact]
+    public async Task A_time_limit_longer_than_a_timer_accepts_is_refused_before_connecting_and_the_callers_stream_is_closed()
+    {
+        await using var sim = await StartAsync();
+        var stream = sim.ConnectInMemory();
+        var error = Error(await Pop3Connection.ConnectAsync(stream, Plain(sim) with { OperationDeadline = TimeSpan.FromDays(60) }, Ct));
+        Assert.True(error.IsUsage, error.Message);
+        Assert.Contains("operation deadline", error.Message);
+        Assert.False(stream.CanRead, "the connection owns the caller's stream from the call on");
+    }
+
+    [Fact]
+    public async Task IsOpen_turns_false_when_an_enumeration_is_abandoned_and_after_QUIT()
+    {
+        await using var sim = await StartAsync();
+        await using (var connection = await LoggedInAsync(Plain(sim)))
+        {
+            Assert.True(connection.IsOpen);
+            await foreach (var _ in connection.RetrieveManyAsync([1UL, 2UL, 3UL], (_, _, _) => ValueTask.CompletedTask, Ct))
+            {
+                break;
+            }
+
+            Assert.False(connection.IsOpen);
+        }
+
+        await using var other = await LoggedInAsync(Plain(sim));
+        Ok(await other.QuitAsync(Ct));
+        Assert.False(other.IsOpen);
+    }
+
+    [Fact]
+    public async Task A_stream_that_throws_before_the_greeting_is_closed_and_the_exception_goes_on()
+    {
+        var stream = new ThrowOnReadStream();
+        await Assert.ThrowsAsync<InvalidOperationException>(async () =>
+            await Pop3Connection.ConnectAsync(stream, new Pop3ConnectionOptions { Tls = TlsMode.NoTls }, Ct));
+        Assert.True(stream.Disposed);
+    }
+
+    private sealed class ThrowOnReadStream : MemoryStream
+    {
+        public bool Disposed { get; private set; }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            throw new InvalidOperationException("a broken stream");
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException("a broken stream");
+
+        protected override void Dispose(bool disposing)
+        {
+            Disposed = true;
+            base.Dispose(disposing);
+        }
+    }
 }
