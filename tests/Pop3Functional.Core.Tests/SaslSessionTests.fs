@@ -616,33 +616,12 @@ let redaction =
                     ]
 
                 for mechanism, credentials, lines in scripts do
-                    let mutable s = ready Options.Default "PLAIN LOGIN SCRAM-SHA-256 XOAUTH2 CRAM-MD5"
-                    let texts = ResizeArray<string>()
-                    let mutable wire = ""
-
                     let inputs =
                         Input.Submit(1L, authenticate mechanism credentials sha256Nonce)
                         :: (lines |> List.map received)
 
-                    for i in inputs do
-                        let struct (next, outs) = Session.step s i
-                        s <- next
-                        texts.Add(sprintf "%A" s)
-
-                        for o in outs do
-                            match o with
-                            | Output.Send cmd ->
-                                texts.Add cmd.LogText
-                                wire <- wire + text (cmd.Bytes.ToArray())
-                            | Output.Emit e ->
-                                texts.Add(sprintf "%A" e)
-
-                                match e with
-                                | Event.Rejected(_, r) -> texts.Add r.Message
-                                | Event.Aborted(_, p)
-                                | Event.Failed p -> texts.Add p.Message
-                                | _ -> ()
-                            | other -> texts.Add(sprintf "%A" other)
+                    let _, texts, wire =
+                        observe (ready Options.Default "PLAIN LOGIN SCRAM-SHA-256 XOAUTH2 CRAM-MD5") inputs
 
                     Expect.isGreaterThan wire.Length 0 $"{mechanism}: something was sent"
 
