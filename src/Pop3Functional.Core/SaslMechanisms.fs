@@ -411,7 +411,8 @@ module Sasl =
                 else
                     text
 
-            Ok(SaslClient(mechanism, BearerFailed, Some text), errorResponse)
+            let error = if text = "" then None else Some text
+            Ok(SaslClient(mechanism, BearerFailed, error), errorResponse)
         | BearerFailed -> protocol mechanism "the server sent another challenge after its error"
 
     /// Checks the exchange when the server answers +OK: SCRAM must have received and verified the

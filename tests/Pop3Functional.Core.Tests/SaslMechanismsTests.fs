@@ -161,6 +161,14 @@ let vectors =
                 Expect.isError (Sasl.finish client) "+OK after an error is not trusted"
                 stepError client (utf8 "again") |> ignore
 
+            testCase "XOAUTH2: an empty error challenge is answered too, with no error text to keep"
+            <| fun () ->
+                let client, _ = started "XOAUTH2" (oauth "u@example.com" "tok") "" None
+                let client, response = stepOk client ""
+                Expect.isEmpty response "empty response"
+                Expect.isNone client.ServerError "nothing to keep"
+                Expect.isError (Sasl.finish client) "+OK after an error is not trusted"
+
             testCase "OAUTHBEARER, RFC 7628 §4.1: gs2 header, host, port, auth"
             <| fun () ->
                 let credentials =
