@@ -43,6 +43,10 @@ type Request =
     | Lang of tag: string option
     /// AUTH mechanism [initial-response] (RFC 5034 §4); the response is a secret.
     | Auth of mechanism: string * initialResponse: Secret option
+    /// AUTH with a mechanism the core runs itself (RFC 5034 §4): it sends the initial response,
+    /// answers every challenge and checks the server's proof (SCRAM) before the login succeeds.
+    /// The session supplies the channel-binding data; the caller the nonce, host and port.
+    | Authenticate of mechanism: string * credentials: SaslCredentials * inputs: SaslInputs
     /// A command the core has no request for: a private or later extension (RFC 2449 §8
     /// reserves keywords starting with X for private use). Its reply is a status line, followed
     /// by lines up to "." when `multiline` is set and the status is +OK.
@@ -68,7 +72,8 @@ type Request =
         | Stls -> "STLS"
         | Utf8 -> "UTF8"
         | Lang _ -> "LANG"
-        | Auth _ -> "AUTH"
+        | Auth _
+        | Authenticate _ -> "AUTH"
         | Extension(keyword, _, _) -> if isNull keyword then "" else keyword.ToUpperInvariant()
 
     /// The keyword the transition table knows the request by: every extension is one row.
@@ -249,6 +254,32 @@ module Command =
         | None -> line Int32.MaxValue "AUTH" [ Bytes.ascii "*" ] "*"
         | Some p -> line Int32.MaxValue "AUTH" [ Bytes.ascii (Convert.ToBase64String p) ] "********"
 
+    /// AUTH mechanism [initial-response] on one line (RFC 5034 §4): an empty response is sent as "=".
+    let authLine (limit: int) (mechanism: string) (initialResponse: byte[] option) =
+        match initialResponse with
+        | None -> plain limit "AUTH" [ mechanism ]
+        | Some [||] -> withSecret limit "AUTH" [ mechanism ] (Bytes.ascii "=")
+        | Some ir -> withSecret limit "AUTH" [ mechanism ] (Bytes.ascii (Convert.ToBase64String ir))
+
+    /// AUTH mechanism [initial-response] (RFC 5034 §4): an empty response is sent as "="; one that
+    /// would not fit in the command-line limit goes in the first continuation instead, returned
+    /// here as the second line.
+    let authLines (limit: int) (mechanism: string) (initialResponse: byte[] option) =
+        match authLine limit mechanism initialResponse with
+        | Ok line -> Ok(line, None)
+        | Error e when e.Kind = UsageErrorKind.CommandTooLong && initialResponse.IsSome ->
+            plain limit "AUTH" [ mechanism ]
+            |> Result.bind (fun line -> saslLine initialResponse |> Result.map (fun later -> line, Some later))
+        | Error e -> Error e
+
+    /// The bytes of AUTH's initial response, checked (None when there is none).
+    let authInitialResponse (initialResponse: Secret option) =
+        match initialResponse with
+        | None -> Ok None
+        | Some ir when isNull ir || ir.IsDisposed ->
+            refuse UsageErrorKind.InvalidArgument "AUTH" "AUTH: the initial response is null or was disposed"
+        | Some ir -> Ok(Some(ir.RevealUtf8Bytes()))
+
     /// Checks an extension's keyword: three or four ASCII letters or digits (RFC 1939 §3), not one
     /// the core has its own request for.
     let validateExtensionKeyword (keyword: string) =
@@ -307,7 +338,6 @@ module Command =
             validateMessageNumber k n
             |> Result.bind (fun n -> plain limit k [ num n; num lines ])
         | Request.Lang(Some tag) -> validateLanguage tag |> Result.bind (fun t -> plain limit k [ t ])
-        | Request.Auth(mech, None) -> validateMechanism mech |> Result.bind (fun m -> plain limit k [ m ])
         | Request.Extension(keyword, arguments, _) ->
             validateExtensionKeyword keyword
             |> Result.bind (fun k ->
@@ -322,19 +352,16 @@ module Command =
                             |> Result.bind (fun a -> check (a :: checkedArgs) more)
 
                     check [] arguments)
-        | Request.Auth(_, Some ir) when isNull ir || ir.IsDisposed ->
-            refuse UsageErrorKind.InvalidArgument k "AUTH: the initial response is null or was disposed"
-        | Request.Auth(mech, Some ir) ->
+        | Request.Auth(mech, ir) ->
             validateMechanism mech
-            |> Result.bind (fun m ->
-                // RFC 5034 §4: an empty initial response is sent as "=".
-                let payload =
-                    if ir.Length = 0 then
-                        Bytes.ascii "="
-                    else
-                        Bytes.ascii (Convert.ToBase64String(ir.RevealUtf8Bytes()))
-
-                withSecret limit k [ m ] payload)
+            |> Result.bind (fun m -> authInitialResponse ir |> Result.bind (fun bytes -> authLine limit m bytes))
+        | Request.Authenticate(mech, _, _) ->
+            validateMechanism mech
+            |> Result.bind (fun _ ->
+                refuse
+                    UsageErrorKind.WrongState
+                    k
+                    "AUTH with a mechanism the core runs needs a session (TLS state, channel binding); submit it to one")
 
     /// Encodes APOP with the digest of the greeting's timestamp and the secret.
     let apop (limit: int) (timestamp: string) (name: string) (secret: Secret) =

@@ -73,7 +73,8 @@ type ProtocolErrorKind =
     | ResponseInjection
     /// The server closed the connection while a reply was awaited.
     | ConnectionClosed
-    /// A SASL challenge was not base64 (RFC 5034 §4).
+    /// A SASL challenge was not base64 (RFC 5034 §4), or the mechanism the core runs rejected it
+    /// (a SCRAM server signature wrong or missing, a nonce not ours, an e= error: RFC 5802 §5).
     | BadSaslChallenge
     /// A SASL challenge or the number of rounds exceeded its limit.
     | SaslLimitExceeded
@@ -106,6 +107,8 @@ type ServerError =
         /// The response code in brackets, when the server sent one (RFC 2449 §8, RFC 3206).
         Code: ResponseCode option
         /// The server's text after the code, exactly as sent (decoded as Latin-1, or UTF-8 in UTF8 mode).
+        /// After AUTH whose mechanism got an error challenge (XOAUTH2, OAUTHBEARER: a JSON status,
+        /// RFC 7628 §3.2.2), that error follows in parentheses.
         Text: string
     }
 

@@ -162,6 +162,47 @@ type Pop3Request internal (request: Request) =
     static member Auth(mechanism: string, initialResponse: Secret) =
         Pop3Request(Request.Auth(mechanism, Option.ofObj initialResponse))
 
+    /// AUTH with a mechanism the core runs (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256 and
+    /// their -PLUS variants): it answers every challenge itself and, for SCRAM, checks the server's
+    /// signature before the login succeeds. The nonce is the SCRAM client nonce (RFC 5802 §5.1):
+    /// the caller generates it, at least 16 printable ASCII characters other than ',' from a
+    /// cryptographic random source, fresh for every request (the core has no randomness).
+    static member Authenticate(mechanism: string, user: string, password: Secret, nonce: string) =
+        Pop3Request(
+            Request.Authenticate(mechanism, SaslCredentials.Password(user, password, None), SaslInputs.WithNonce nonce)
+        )
+
+    /// AUTH with a mechanism the core runs, acting as authorizationId (PLAIN, SCRAM; null for none).
+    static member Authenticate
+        (mechanism: string, user: string, password: Secret, authorizationId: string, nonce: string)
+        =
+        Pop3Request(
+            Request.Authenticate(
+                mechanism,
+                SaslCredentials.Password(user, password, Option.ofObj authorizationId),
+                SaslInputs.WithNonce nonce
+            )
+        )
+
+    /// AUTH OAUTHBEARER (RFC 7628) or XOAUTH2 with an OAuth 2 access token, run by the core.
+    static member AuthenticateOAuth2(mechanism: string, user: string, token: Secret) =
+        Pop3Request(Request.Authenticate(mechanism, SaslCredentials.OAuth2(user, token), SaslInputs.WithNonce ""))
+
+    /// AUTH OAUTHBEARER or XOAUTH2 with the server's host and port, which OAUTHBEARER sends
+    /// (RFC 7628 §3.1; host null or port 0 to omit either).
+    static member AuthenticateOAuth2(mechanism: string, user: string, token: Secret, host: string, port: int) =
+        Pop3Request(
+            Request.Authenticate(
+                mechanism,
+                SaslCredentials.OAuth2(user, token),
+                {
+                    Nonce = ""
+                    Host = Option.ofObj host
+                    Port = (if port = 0 then None else Some port)
+                }
+            )
+        )
+
     /// An extension command (RFC 2449 §8; X-keywords are private): a keyword of three or four
     /// ASCII letters or digits, not one the core has a request for, and token arguments. With
     /// `multiline`, a +OK is followed by lines up to "." (answered in Pop3Output.Lines).
@@ -305,10 +346,8 @@ type Pop3Output internal (kind: Pop3OutputKind, eventKind: Pop3EventKind) =
 /// after the login request is Answered (the core's CAPA and STAT fix the snapshot first).
 /// Earlier requests are Refused with WrongState, and nothing is sent for them.
 [<Sealed>]
-type Pop3Machine
-    /// A machine for these options; it awaits the greeting (feed the server's first bytes next).
-    (options: Options) =
-    let mutable state = Session.create options
+type Pop3Machine private (initial: SessionState) =
+    let mutable state = initial
     // Kept as the core's outputs and converted when taken: a caller that handles body slices
     // itself (the shell) need not pay for a Pop3Output per slice.
     let outputs = Queue<Output>()
@@ -438,8 +477,16 @@ type Pop3Machine
         for o in outs do
             outputs.Enqueue o
 
+    /// A machine for these options; it awaits the greeting (feed the server's first bytes next).
+    new(options: Options) = Pop3Machine(Session.create options)
+
     /// A machine with the default options (implicit TLS, DESIGN §5 limits, quirks tolerated).
     new() = Pop3Machine(Options.Default)
+
+    /// A machine over a connection that is already TLS (TlsMode.Implicit), with the TLS layer's
+    /// tls-server-end-point data (RFC 5929 §4; null when unobtainable) for SCRAM-*-PLUS.
+    static member CreateOverTls(options: Options, channelBinding: byte[]) =
+        Pop3Machine(Session.createWithChannelBinding options (Option.ofObj channelBinding))
 
     /// A machine for a TLS mode with the default options otherwise.
     static member Create(tls: TlsMode, allowPlaintextCredentials: bool) =
@@ -510,6 +557,28 @@ type Pop3Machine
 
     /// The C# form of a core output.
     member internal _.ToPublic(output: Output) : Pop3Output = convert output
+
+    /// Chooses the login method once, after AuthorizationReady: the named mechanism (null for the
+    /// automatic choice) checked against what the server offers, or the strongest usable one
+    /// (SCRAM-*-PLUS, SCRAM, CRAM-MD5, APOP, then PLAIN, LOGIN and USER only over TLS unless
+    /// plaintext credentials were allowed; OAUTHBEARER, then XOAUTH2 for tokens). method is a SASL
+    /// mechanism name, "APOP" or "USER". A rejected login is never retried with a weaker method.
+    member _.TryChooseLogin
+        (
+            credentialKind: SaslCredentialKind,
+            mechanism: string,
+            [<Out>] method: byref<string>,
+            [<Out>] failure: byref<Pop3Failure>
+        ) =
+        match Session.chooseLogin state credentialKind (Option.ofObj mechanism) with
+        | Ok m ->
+            method <- m.Name
+            failure <- Unchecked.defaultof<_>
+            true
+        | Error e ->
+            method <- null
+            failure <- Pop3Failure(Pop3Error.Usage e)
+            false
 
     /// Outputs waiting to be taken.
     member _.PendingOutputs = outputs.Count

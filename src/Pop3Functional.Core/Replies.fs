@@ -137,8 +137,13 @@ module internal Replies =
         | Request.User name, Phase.AwaitingUserReply(info, _) ->
             move c (Trigger.Ok "USER") (Phase.AwaitingPass(info, name))
             answer c p (Reply.Ok status)
-        | (Request.Pass _ | Request.Rpop _ | Request.Apop _ | Request.Auth _), Phase.AwaitingLoginReply _ ->
-            loginSucceeded c p status
+        | Request.Authenticate _, Phase.AwaitingLoginReply(_, _, Some { Client = Some client }) ->
+            // RFC 5802 §5: +OK is trusted only once the mechanism has verified the server.
+            match Sasl.finish client with
+            | Ok() -> loginSucceeded c p status
+            | Error e -> failWith c (Pop3Error.Protocol e)
+        | (Request.Pass _ | Request.Rpop _ | Request.Apop _ | Request.Auth _ | Request.Authenticate _),
+          Phase.AwaitingLoginReply _ -> loginSucceeded c p status
         | Request.Stls, Phase.AwaitingStlsReply(info, _) ->
             if moreBytes then
                 // RFC 2595 §4: TLS starts right after the CRLF; anything already here is injected.
@@ -221,9 +226,18 @@ module internal Replies =
         | Request.User _, Phase.AwaitingUserReply(info, _) ->
             move c (Trigger.Err "USER") (Phase.Authorization info)
             rejected ()
-        | (Request.Pass _ | Request.Rpop _ | Request.Apop _ | Request.Auth _), Phase.AwaitingLoginReply(info, _, _) ->
+        | (Request.Pass _ | Request.Rpop _ | Request.Apop _ | Request.Auth _ | Request.Authenticate _),
+          Phase.AwaitingLoginReply(info, _, sasl) ->
             move c (Trigger.Err keyword) (Phase.Authorization info)
-            rejected ()
+
+            // The error a mechanism received in a challenge (XOAUTH2's JSON status) says more than
+            // most -ERR texts: it follows the server's text.
+            match sasl |> Option.bind _.Client |> Option.bind _.ServerError with
+            | Some detail when p.Id > 0L ->
+                let text = if err.Text = "" then detail else $"{err.Text} ({detail})"
+
+                emit c (Event.Rejected(p.Id, { err with Text = text }))
+            | _ -> rejected ()
         | Request.Stls, Phase.AwaitingStlsReply(info, byCore) ->
             if byCore || c.S.Options.Tls = TlsMode.StartTlsRequired then
                 protocolFail
@@ -331,14 +345,33 @@ module internal Replies =
                     // Sent now: nothing later in this chunk can answer it.
                     c.SentThisStep <- p.Id :: c.SentThisStep
                 | _ ->
-                    let next =
-                        { sasl with
-                            Rounds = sasl.Rounds + 1
-                            AwaitingCaller = true
-                        }
+                    match sasl.Client with
+                    | Some client ->
+                        // The core runs the mechanism: no round trip to the caller.
+                        match Sasl.step client (Convert.FromBase64String text) with
+                        | Error e -> cancelAndFail c e.Kind e.Message
+                        | Ok(client, response) ->
+                            match Command.saslLine (Some response) with
+                            | Error e -> failWith c (Pop3Error.Usage e)
+                            | Ok cmd ->
+                                let next =
+                                    { sasl with
+                                        Rounds = sasl.Rounds + 1
+                                        Client = Some client
+                                    }
 
-                    move c Trigger.Continuation (Phase.AwaitingLoginReply(info, login, Some next))
-                    emit c (Event.SaslChallenge(p.Id, Convert.FromBase64String text))
+                                move c Trigger.Continuation (Phase.AwaitingLoginReply(info, login, Some next))
+                                c.Out.Add(Output.Send cmd)
+                                c.SentThisStep <- p.Id :: c.SentThisStep
+                    | None ->
+                        let next =
+                            { sasl with
+                                Rounds = sasl.Rounds + 1
+                                AwaitingCaller = true
+                            }
+
+                        move c Trigger.Continuation (Phase.AwaitingLoginReply(info, login, Some next))
+                        emit c (Event.SaslChallenge(p.Id, Convert.FromBase64String text))
         | _ -> protocolFail c ProtocolErrorKind.BadStatusLine "AUTH" "a SASL continuation outside an AUTH exchange"
 
     let onStatus (c: Ctx) (p: Pending) (line: ReadOnlyMemory<byte>) (moreBytes: bool) =

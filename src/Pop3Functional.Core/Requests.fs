@@ -20,19 +20,63 @@ module internal Requests =
 
     let usage kind keyword message : Result<'T, UsageError> = Error(Err.usage kind keyword message)
 
-    let checkCredentials (s: SessionState) (keyword: string) (revealsPassword: bool) =
-        if s.Options.Tls <> TlsMode.NoTls && not s.TlsActive then
+    /// Refuses any credential before TLS when TLS is required, and one that would cross a plaintext
+    /// connection (exposed names it: "a password") unless the caller allowed that (DESIGN §6).
+    let checkExposure (s: SessionState) (keyword: string) (exposed: string option) =
+        match exposed with
+        | _ when s.Options.Tls <> TlsMode.NoTls && not s.TlsActive ->
             usage
                 UsageErrorKind.TlsRequired
                 keyword
                 $"{keyword} refused: TLS is required and not established, so no credential may be sent"
-        elif revealsPassword && not s.TlsActive && not s.Options.AllowPlaintextCredentials then
+        | Some what when not s.TlsActive && not s.Options.AllowPlaintextCredentials ->
             usage
                 UsageErrorKind.PlaintextCredentials
                 keyword
-                $"{keyword} refused: it would send a password over a connection without TLS; set AllowPlaintextCredentials to allow it"
+                $"{keyword} refused: it would send {what} over a connection without TLS; set AllowPlaintextCredentials to allow it"
+        | _ -> Ok()
+
+    let checkCredentials (s: SessionState) (keyword: string) (revealsPassword: bool) =
+        checkExposure s keyword (if revealsPassword then Some "a password" else None)
+
+    let private offersSasl (s: SessionState) (mechanism: string) =
+        s.Capabilities.Sasl
+        |> List.exists (fun m -> String.Equals(m, mechanism, StringComparison.OrdinalIgnoreCase))
+
+    /// A mechanism the core runs must be one the server offers, when CAPA says what it offers.
+    let checkOffered (s: SessionState) (mechanism: string) =
+        if s.CapaSupported = Some true && not (offersSasl s mechanism) then
+            let offered =
+                match s.Capabilities.Sasl with
+                | [] -> "no SASL mechanism"
+                | ms -> "SASL " + String.Join(" ", ms)
+
+            usage
+                UsageErrorKind.CapabilityMissing
+                "AUTH"
+                $"AUTH {mechanism} refused: the server does not offer it (CAPA lists {offered})"
         else
             Ok()
+
+    /// The channel-binding data a mechanism gets. A SCRAM mechanism without -PLUS gets it (and sends
+    /// the "y" flag, RFC 5802 §6) only when the server does not offer the -PLUS variant: a server
+    /// that does would read "y" as a downgrade attack, so a caller who names the plain variant
+    /// deliberately sends "n".
+    let bindingFor (s: SessionState) (mechanism: string) =
+        if mechanism.EndsWith "-PLUS" || not (offersSasl s (mechanism + "-PLUS")) then
+            s.ChannelBinding
+        else
+            None
+
+    let private exchange mechanism deferred client =
+        {
+            Mechanism = mechanism
+            Rounds = 0
+            DeferredInitialResponse = deferred
+            AwaitingCaller = false
+            Cancelled = false
+            Client = client
+        }
 
     let checkMessage (snapshot: MailboxSnapshot) (keyword: string) (n: uint64) =
         if snapshot.Count = 0UL then
@@ -104,39 +148,32 @@ module internal Requests =
         | Request.Auth(mech, ir), Phase.Authorization info ->
             Command.validateMechanism mech
             >>= fun _ -> checkCredentials s keyword (not (isPasswordHiding mech))
-            >>= fun () ->
-                match encodeWith s request with
-                | Ok cmd ->
-                    let sasl =
-                        {
-                            Mechanism = mech
-                            Rounds = 0
-                            DeferredInitialResponse = None
-                            AwaitingCaller = false
-                            Cancelled = false
-                        }
+            // Encoded now, so a secret disposed after Submit cannot break the exchange.
+            >>= fun () -> Command.authInitialResponse ir
+            >>= fun bytes -> Command.authLines limit mech bytes
+            >>= fun (cmd, deferred) -> Ok(cmd, Phase.AwaitingLoginReply(info, id, Some(exchange mech deferred None)))
+        | Request.Authenticate(mech, credentials, inputs), Phase.Authorization info ->
+            Command.validateMechanism mech
+            >>= fun _ ->
+                let name = mech.ToUpperInvariant()
 
-                    Ok(cmd, Phase.AwaitingLoginReply(info, id, Some sasl))
-                | Error e when e.Kind = UsageErrorKind.CommandTooLong && ir.IsSome ->
-                    // RFC 5034 §4: an initial response that does not fit goes after the first "+ ".
-                    // Encoded now, so a secret disposed after Submit cannot break the exchange.
-                    let deferred = ir |> Option.map (fun secret -> secret.RevealUtf8Bytes())
+                let exposed =
+                    match credentials with
+                    | _ when not (Sasl.exposesCredential name) -> None
+                    | SaslCredentials.OAuth2 _ -> Some "a bearer token"
+                    | _ -> Some "a password"
 
-                    encodeWith s (Request.Auth(mech, None))
-                    >>= fun cmd ->
-                        Command.saslLine deferred
-                        >>= fun line ->
-                            let sasl =
-                                {
-                                    Mechanism = mech
-                                    Rounds = 0
-                                    DeferredInitialResponse = Some line
-                                    AwaitingCaller = false
-                                    Cancelled = false
-                                }
+                checkExposure s keyword exposed
+                >>= fun () -> checkOffered s name
+                >>= fun () -> Sasl.start name credentials inputs (bindingFor s name)
+                >>= fun (client, ir) ->
+                    let lines = Command.authLines limit name ir
+                    // The lines hold their own copy; the response may hold the password (PLAIN).
+                    ir |> Option.iter Array.Clear
 
-                            Ok(cmd, Phase.AwaitingLoginReply(info, id, Some sasl))
-                | Error e -> Error e
+                    lines
+                    >>= fun (cmd, deferred) ->
+                        Ok(cmd, Phase.AwaitingLoginReply(info, id, Some(exchange name deferred (Some client))))
         | Request.Stls, Phase.Authorization info ->
             if s.TlsActive then
                 usage UsageErrorKind.WrongState keyword "STLS refused: TLS is already active (RFC 2595 §4)"

@@ -29,6 +29,60 @@ module Session =
             ListedSizes = Map.empty
         }
 
+    /// A new session over a connection that is already TLS (TlsMode.Implicit), with the TLS layer's
+    /// tls-server-end-point data (RFC 5929 §4) for SCRAM-*-PLUS. After STLS the data comes with
+    /// Input.TlsEstablished instead.
+    let createWithChannelBinding (options: Options) (channelBinding: byte[] option) : SessionState =
+        { create options with
+            ChannelBinding =
+                if options.Tls = TlsMode.Implicit then
+                    channelBinding
+                else
+                    None
+        }
+
+    /// What the login choice depends on, as the session knows it now.
+    let loginFacts (state: SessionState) : LoginFacts =
+        let apop =
+            match infoOf state.Phase with
+            | Some info -> info.ApopTimestamp.IsSome
+            | None -> false
+
+        {
+            CapaSupported = (state.CapaSupported = Some true)
+            SaslMechanisms = state.Capabilities.Sasl
+            UserOffered = state.Capabilities.User
+            TlsActive = state.TlsActive
+            ChannelBindingAvailable = state.TlsActive && state.ChannelBinding.IsSome
+            AllowPlaintextCredentials = state.Options.AllowPlaintextCredentials
+            ApopAvailable = apop
+        }
+
+    /// The login method for these credentials: the named one (None for the automatic choice),
+    /// checked, or the strongest the server offers (LoginChoice.choose). Made once, after
+    /// AuthorizationReady; a rejected login is never retried with a weaker method.
+    let chooseLogin
+        (state: SessionState)
+        (kind: SaslCredentialKind)
+        (mechanism: string option)
+        : Result<LoginMethod, UsageError> =
+        match state.Phase with
+        | Phase.Authorization _ when state.Options.Tls <> TlsMode.NoTls && not state.TlsActive ->
+            Error(
+                Err.usage
+                    UsageErrorKind.TlsRequired
+                    "AUTH"
+                    "no login is possible: TLS is required and not established, so no credential may be sent"
+            )
+        | Phase.Authorization _ -> LoginChoice.choose (loginFacts state) kind mechanism
+        | phase ->
+            Error(
+                Err.usage
+                    UsageErrorKind.WrongState
+                    "AUTH"
+                    $"a login method is chosen in the authorization state; the session is {describe phase.Kind}"
+            )
+
     let private endOfStream (c: Ctx) =
         match c.S.Phase with
         | Phase.Closed

@@ -157,7 +157,8 @@ module internal SessionContext =
         | Request.Extension(_, _, true) -> Expect.Listing
         | Request.Retr _
         | Request.Top _ -> Expect.Body
-        | Request.Auth _ -> Expect.Sasl
+        | Request.Auth _
+        | Request.Authenticate _ -> Expect.Sasl
         | _ -> Expect.SingleLine
 
     let isBarrier (request: Request) =
@@ -167,6 +168,7 @@ module internal SessionContext =
         | Request.Apop _
         | Request.Rpop _
         | Request.Auth _
+        | Request.Authenticate _
         | Request.Stls
         | Request.Quit
         | Request.Utf8

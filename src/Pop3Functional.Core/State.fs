@@ -27,6 +27,9 @@ type SaslExchange =
         AwaitingCaller: bool
         /// True once the client sent "*": the server must answer -ERR (RFC 5034 §4).
         Cancelled: bool
+        /// The mechanism the core runs itself (Request.Authenticate): it answers the challenges and
+        /// checks the server's proof at +OK. None when the caller answers them (Request.Auth).
+        Client: SaslClient option
     }
 
 /// A state and the data valid in it (DESIGN §3). See Transitions for the moves between them.

@@ -1,6 +1,7 @@
 using System.Text;
 using Pop3Functional.Core;
 using Xunit;
+using static Pop3Functional.Core.CSharp.Tests.MachineDriver;
 
 namespace Pop3Functional.Core.CSharp.Tests;
 
@@ -255,31 +256,6 @@ public class Pop3MachineTests
     /// Takes every pending output. BodyData slices point into the fed bytes and are valid only
     /// until the next Feed, so they are copied here.
     /// </summary>
-    private static List<Pop3Output> Drain(Pop3Machine machine)
-    {
-        var outputs = new List<Pop3Output>();
-        while (machine.TryDequeue(out var output))
-        {
-            outputs.Add(output.EventKind == Pop3EventKind.BodyData ? output.Detach() : output);
-        }
-
-        return outputs;
-    }
-
-    private static List<Pop3Output> Feed(Pop3Machine machine, string serverText)
-    {
-        machine.Feed(Encoding.Latin1.GetBytes(serverText));
-        return Drain(machine);
-    }
-
-    private static List<Pop3Output> Submit(Pop3Machine machine, long requestId, Pop3Request request)
-    {
-        machine.Submit(requestId, request);
-        return Drain(machine);
-    }
-
-    private static List<string> Sent(IEnumerable<Pop3Output> outputs) =>
-        outputs.Where(o => o.Kind == Pop3OutputKind.Send).Select(o => Encoding.ASCII.GetString(o.Bytes.Span)).ToList();
 
     private static string Body(IEnumerable<Pop3Output> outputs, long requestId) =>
         string.Concat(outputs

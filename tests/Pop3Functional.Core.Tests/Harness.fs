@@ -113,6 +113,36 @@ let events (outs: Norm list) =
         | NEvent e -> Some e
         | _ -> None)
 
+/// Runs inputs and collects every text a log or a caller could see (LogText, events, error
+/// messages, the session printed with %A) and the bytes that went on the wire, for secret scans.
+let observe (state: SessionState) (inputs: Input list) =
+    let mutable s = state
+    let texts = ResizeArray<string>()
+    let mutable wire = ""
+
+    for i in inputs do
+        let struct (next, outs) = Session.step s i
+        s <- next
+        texts.Add(sprintf "%A" s)
+
+        for o in outs do
+            match o with
+            | Output.Send cmd ->
+                texts.Add cmd.LogText
+                wire <- wire + text (cmd.Bytes.ToArray())
+            | Output.Emit e ->
+                texts.Add(sprintf "%A" e)
+
+                match e with
+                | Event.Refused(_, u) -> texts.Add u.Message
+                | Event.Rejected(_, r) -> texts.Add r.Message
+                | Event.Aborted(_, p)
+                | Event.Failed p -> texts.Add p.Message
+                | _ -> ()
+            | other -> texts.Add(sprintf "%A" other)
+
+    s, List.ofSeq texts, wire
+
 /// Plaintext options with plaintext credentials allowed: for tests of the dialogue itself.
 let plain =
     { Options.Default with

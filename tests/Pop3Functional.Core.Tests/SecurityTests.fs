@@ -1570,30 +1570,7 @@ let private inputTests =
                         received "+OK x\r\n"
                     ]
 
-                let mutable s = Session.create plain
-                let texts = ResizeArray<string>()
-                let mutable wire = ""
-
-                for i in inputs do
-                    let struct (next, outs) = Session.step s i
-                    s <- next
-                    texts.Add(sprintf "%A" s)
-
-                    for o in outs do
-                        match o with
-                        | Output.Send cmd ->
-                            texts.Add cmd.LogText
-                            wire <- wire + text (cmd.Bytes.ToArray())
-                        | Output.Emit e ->
-                            texts.Add(sprintf "%A" e)
-
-                            match e with
-                            | Event.Refused(_, u) -> texts.Add u.Message
-                            | Event.Rejected(_, r) -> texts.Add r.Message
-                            | Event.Aborted(_, p)
-                            | Event.Failed p -> texts.Add p.Message
-                            | _ -> ()
-                        | other -> texts.Add(sprintf "%A" other)
+                let s, texts, wire = observe (Session.create plain) inputs
 
                 // The exchange really carried the secrets, so the scan below is meaningful.
                 Expect.stringContains wire ("PASS " + canary) "PASS sent"
