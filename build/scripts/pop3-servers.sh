@@ -21,22 +21,23 @@
 # dot lines, 998-octet lines, raw 8-bit and encoded-word headers, MIME, an empty body, then a
 # 3 MiB base64 attachment). DIR/servers.env lists ports, users and paths for the tests.
 #
-# What each server offers (CAPA as observed on Debian 12 with this configuration; the APOP
-# timestamp is in the greeting):
-#   Dovecot 2.3.19  greeting "+OK Dovecot (Debian) ready. <...@...>" (APOP, from `apop` in
-#                   auth_mechanisms); CAPA before login: CAPA TOP UIDL RESP-CODES PIPELINING
-#                   AUTH-RESP-CODE STLS USER SASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256
-#                   APOP (no STLS over implicit TLS); no UTF8. pop3_lock_session = yes gives a
-#                   second session "-ERR [IN-USE] ...".
-#   Courier 1.0.16  greeting "+OK Hello there." (no APOP); CAPA: TOP USER LOGIN-DELAY 10
-#                   PIPELINING UIDL "UTF8 USER" IMPLEMENTATION Courier-mail-server STLS
-#                   SASL PLAIN LOGIN CRAM-MD5 CRAM-SHA1 CRAM-SHA256 (after TLS: SASL LOGIN PLAIN
-#                   CRAM-*; no STLS); no RESP-CODES.
-#   Cyrus 3.6.1     greeting "+OK <host> Cyrus POP3 3.6.1-4+deb12u5 server ready <...@...>"
-#                   (APOP, from allowapop); CAPA: TOP UIDL RESP-CODES AUTH-RESP-CODE PIPELINING
-#                   EXPIRE NEVER LOGIN-DELAY 0 USER STLS IMPLEMENTATION "Cyrus POP3 ..."
-#                   SASL PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256 (after TLS
-#                   also SCRAM-*-PLUS); no UTF8.
+# What each server offers, as observed on Debian 12 with this configuration:
+#   Dovecot 2.3.19  greeting "+OK Dovecot (Debian) ready. <...@vm>" (the APOP timestamp comes from
+#                   `apop` in auth_mechanisms; APOP is not a CAPA line). CAPA before login:
+#                   CAPA TOP UIDL RESP-CODES PIPELINING AUTH-RESP-CODE STLS USER
+#                   SASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256 (no STLS over implicit
+#                   TLS); after login: CAPA TOP UIDL RESP-CODES PIPELINING AUTH-RESP-CODE. No UTF8.
+#                   pop3_lock_session = yes: a second session gets "-ERR [IN-USE] ...".
+#   Courier 1.0.16  greeting "+OK Hello there." (no APOP). CAPA before and after login:
+#                   SASL PLAIN LOGIN CRAM-MD5 CRAM-SHA1 CRAM-SHA256, STLS, TOP, USER,
+#                   LOGIN-DELAY 10, PIPELINING, UIDL, "UTF8 USER", "IMPLEMENTATION Courier Mail
+#                   Server" (no STLS over TLS). No RESP-CODES.
+#   Cyrus 3.6.1     greeting "+OK localhost Cyrus POP3 3.6.1-Debian-3.6.1-4+deb12u5 server ready
+#                   <...@localhost>" (APOP, from allowapop). CAPA before login:
+#                   SASL PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256, STLS,
+#                   EXPIRE NEVER, LOGIN-DELAY 0, TOP, UIDL, PIPELINING, RESP-CODES, AUTH-RESP-CODE,
+#                   USER, IMPLEMENTATION; over TLS the SASL line adds SCRAM-SHA-1-PLUS and
+#                   SCRAM-SHA-256-PLUS; after login SASL, STLS and USER are gone. No UTF8.
 # docs/interop.md has the details, the quirks and the test matrix.
 set -euo pipefail
 
