@@ -24,6 +24,7 @@ internal static class Program
         ("demo", "run the core demo (src/Pop3Functional.CoreDemo)"),
         ("docs", "regenerate docs/state-machine.md from the core's transition table"),
         ("fuzz", "fuzz the core with afl-fuzz: fuzz [session|status|body|framer|all] [seconds] [-D]"),
+        ("servers", "real POP3 servers for the interop tests (root, Linux, apt): servers start|stop [DIR]"),
         ("help", "show this list"),
     ];
 
@@ -54,6 +55,7 @@ internal static class Program
             "demo" => Demo(root, rest),
             "docs" => Docs(root),
             "fuzz" => FuzzTarget.Run(root, rest),
+            "servers" => RealServers.Command(root, rest),
             _ => throw new InvalidOperationException($"Target '{target}' has no implementation."),
         };
     }
@@ -241,7 +243,9 @@ internal static class TestTarget
         var problems = new List<string>();
         foreach (var project in Program.TestProjects(root))
         {
-            var (result, problem) = RunProject(root, project, resultsDir);
+            var (result, problem) = Path.GetFileNameWithoutExtension(project) == RealServers.TestProject
+                ? RealServers.Around(root, problems, () => RunProject(root, project, resultsDir))
+                : RunProject(root, project, resultsDir);
             results.Add(result);
             if (problem is not null)
             {
@@ -541,6 +545,102 @@ internal static class FuzzTarget
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Copy(file, target, overwrite: true);
         }
+    }
+}
+
+/// <summary>
+/// The real POP3 servers of the interop tests (build/scripts/pop3-servers.sh: Dovecot, Courier
+/// and Cyrus on 127.0.0.1, docs/interop.md). They need root, Linux and apt; elsewhere the interop
+/// tests skip, each naming the reason this class puts in POP3_INTEROP_NOT_RUN.
+/// </summary>
+internal static class RealServers
+{
+    internal const string TestProject = "Pop3Functional.Interop.Tests";
+    private const string Script = "build/scripts/pop3-servers.sh";
+
+    /// <summary>The servers' folder unless told otherwise; the interop tests use the same default.</summary>
+    internal static string DefaultDir => Path.Combine(Path.GetTempPath(), "pop3functional-interop");
+
+    /// <summary>`servers start|stop [DIR]`.</summary>
+    public static int Command(string root, string[] args)
+    {
+        if (args.Length is < 1 or > 2 || args[0] is not ("start" or "stop"))
+        {
+            Console.WriteLine($"Usage: servers start|stop [DIR]   (DIR defaults to {DefaultDir})");
+            return 2;
+        }
+
+        if (args[0] == "start" && WhyNot() is { } reason)
+        {
+            Console.WriteLine($"Cannot start the servers: {reason}.");
+            return 1;
+        }
+
+        return RunScript(root, args[0], args.Length > 1 ? Path.GetFullPath(args[1]) : DefaultDir);
+    }
+
+    /// <summary>
+    /// Runs the interop project between `start` and `stop` (stop always runs). When the servers
+    /// cannot run here, the project runs anyway and its tests skip with the reason; when they
+    /// should but do not start, that is a problem of the run.
+    /// </summary>
+    public static (T Result, string? Problem) Around<T>(string root, List<string> problems, Func<(T, string?)> run)
+    {
+        var dir = DefaultDir;
+        if (WhyNot() is { } reason)
+        {
+            Environment.SetEnvironmentVariable("POP3_INTEROP_NOT_RUN", reason);
+            return run();
+        }
+
+        try
+        {
+            var started = RunScript(root, "start", dir);
+            if (started != 0)
+            {
+                problems.Add($"{Script} start {dir} failed (exit code {started}); the real-server tests did not run.");
+                Environment.SetEnvironmentVariable("POP3_INTEROP_NOT_RUN", $"{Script} start failed with exit code {started} (see its output)");
+            }
+            else
+            {
+                Environment.SetEnvironmentVariable("POP3_INTEROP_DIR", dir);
+            }
+
+            return run();
+        }
+        finally
+        {
+            var stopped = RunScript(root, "stop", dir);
+            if (stopped != 0)
+            {
+                problems.Add($"{Script} stop {dir} failed (exit code {stopped}); servers may still be running.");
+            }
+        }
+    }
+
+    /// <summary>Why the servers cannot run on this machine, or null when they can.</summary>
+    private static string? WhyNot()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return "the real POP3 servers run on Linux only";
+        }
+
+        if (!Environment.IsPrivilegedProcess)
+        {
+            return "not running as root (installing the Debian packages and running the servers needs root)";
+        }
+
+        var apt = (Environment.GetEnvironmentVariable("PATH") ?? "")
+            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Any(dir => File.Exists(Path.Combine(dir, "apt-get")));
+        return apt ? null : "no apt-get (the servers are Debian packages)";
+    }
+
+    private static int RunScript(string root, string command, string dir)
+    {
+        Shell.Step($"{Script} {command} {dir}");
+        return Shell.Run(root, "bash", [Path.Combine(root, Script), command, dir]);
     }
 }
 
