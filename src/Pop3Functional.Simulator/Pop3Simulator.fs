@@ -203,7 +203,15 @@ type Pop3Simulator
                             ConnectionHost.authenticateAsServerAsync transport certificate stopping.Token
 
                         let connection =
-                            new ServerConnection(options.Server, mailboxes, transcript, session, true, false)
+                            new ServerConnection(
+                                options.Server,
+                                mailboxes,
+                                transcript,
+                                session,
+                                true,
+                                false,
+                                SimulatorCertificate.serverEndPointBinding certificate
+                            )
 
                         do! ConnectionHost.runOverAsync connection transport ssl (Some certificate) stopping.Token
                     else

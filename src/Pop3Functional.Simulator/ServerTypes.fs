@@ -30,6 +30,12 @@ type ServerSettings =
         ScramIterations: int
         /// The password of an account (None: no such account).
         LookupPassword: string -> string option
+        /// The OAuth 2.0 bearer tokens an account accepts (XOAUTH2, OAUTHBEARER; empty: none).
+        LookupTokens: string -> string list
+        /// With implicit TLS (TlsActive): the tls-server-end-point channel-binding data of the
+        /// server's certificate (RFC 5929 §4.1), for SCRAM-*-PLUS; None offers no -PLUS mechanism.
+        /// After STLS the data comes with TlsEstablished.
+        ChannelBinding: byte[] option
     }
 
 /// How a RETR/TOP body deviates from the stored message, by a fault plan.
