@@ -84,7 +84,8 @@ type SimulatorOptions =
             Server = this.Server.WithClock clock
         }
 
-    /// These options with USER/PASS, PLAIN and LOGIN refused before TLS (required) or not.
+    /// These options with USER/PASS, PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER refused before TLS
+    /// (required) or not.
     member this.WithRequireTlsForPlaintextAuth(required: bool) =
         { this with
             Server = this.Server.WithRequireTlsForPlaintextAuth required

@@ -14,7 +14,7 @@ type ServerOptions =
         Hostname: string
         /// The base seed: session k's randomness derives from (Seed, k), so runs repeat exactly.
         Seed: int
-        /// Refuse USER/PASS, PLAIN and LOGIN before TLS.
+        /// Refuse USER/PASS, PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER before TLS.
         RequireTlsForPlaintextAuth: bool
         /// The longest command line accepted, CRLF included (RFC 2449 §4: 255).
         MaxCommandOctets: int
@@ -63,7 +63,8 @@ type ServerOptions =
         ArgumentException.ThrowIfNullOrWhiteSpace hostname
         { this with Hostname = hostname }
 
-    /// This configuration with USER/PASS, PLAIN and LOGIN refused before TLS (required) or not.
+    /// This configuration with USER/PASS, PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER refused before TLS
+    /// (required) or not.
     member this.WithRequireTlsForPlaintextAuth(required: bool) =
         { this with
             RequireTlsForPlaintextAuth = required

@@ -142,9 +142,13 @@ module ServerMachine =
     let private plaintextAllowed (s: ServerSession) =
         s.TlsActive || not s.Settings.RequireTlsForPlaintextAuth
 
+    /// Mechanisms that put a reusable secret on the wire: a password (PLAIN, LOGIN) or a bearer
+    /// token (XOAUTH2, OAUTHBEARER; RFC 7628 §5 requires TLS for them).
     let private isPlaintextMechanism (m: string) =
         m.Equals("PLAIN", StringComparison.OrdinalIgnoreCase)
         || m.Equals("LOGIN", StringComparison.OrdinalIgnoreCase)
+        || m.Equals("XOAUTH2", StringComparison.OrdinalIgnoreCase)
+        || m.Equals("OAUTHBEARER", StringComparison.OrdinalIgnoreCase)
 
     let private isChannelBindingMechanism (m: string) =
         m.EndsWith("-PLUS", StringComparison.OrdinalIgnoreCase)

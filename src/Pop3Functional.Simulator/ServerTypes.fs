@@ -20,7 +20,8 @@ type ServerSettings =
         Seed: uint64
         /// The time the connection started (the APOP timestamp's clock part).
         StartTime: DateTimeOffset
-        /// Refuse USER/PASS, PLAIN and LOGIN before TLS (Dovecot's disable_plaintext_auth).
+        /// Refuse USER/PASS, PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER before TLS (Dovecot's
+        /// disable_plaintext_auth).
         RequireTlsForPlaintextAuth: bool
         /// The longest command line accepted, CRLF included (RFC 2449 §4: 255 octets).
         MaxCommandOctets: int

@@ -100,8 +100,8 @@ let tests =
 
                 Expect.stringContains
                     withoutTls
-                    "\r\nSASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256\r\n"
-                    "SASL line"
+                    "\r\nSASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256 XOAUTH2 OAUTHBEARER\r\n"
+                    "SASL line (no -PLUS without TLS)"
 
                 Expect.stringStarts withoutTls "+OK Capability list follows\r\nTOP\r\nUSER\r\n" "start"
                 Expect.stringEnds withoutTls "IMPLEMENTATION Pop3Functional.Simulator\r\n.\r\n" "end"
@@ -314,7 +314,7 @@ let tests =
 
                 Expect.equal
                     (c.Say "AUTH")
-                    "+OK Supported mechanisms follow\r\nPLAIN\r\nLOGIN\r\nCRAM-MD5\r\nSCRAM-SHA-1\r\nSCRAM-SHA-256\r\n.\r\n"
+                    "+OK Supported mechanisms follow\r\nPLAIN\r\nLOGIN\r\nCRAM-MD5\r\nSCRAM-SHA-1\r\nSCRAM-SHA-256\r\nXOAUTH2\r\nOAUTHBEARER\r\n.\r\n"
                     "list"
 
                 let e = Conversation(options Personalities.exchange, mailbox ())
