@@ -117,7 +117,13 @@ module MailStore =
         | Some account ->
             Ok
                 { store with
-                    accounts = store.accounts |> Map.add user { account with Tokens = account.Tokens @ [ token ] }
+                    accounts =
+                        store.accounts
+                        |> Map.add
+                            user
+                            { account with
+                                Tokens = account.Tokens @ [ token ]
+                            }
                 }
 
     /// Withdraws a bearer token from an account (as an expired or revoked token); nothing happens
@@ -129,12 +135,19 @@ module MailStore =
             { store with
                 accounts =
                     store.accounts
-                    |> Map.add user { account with Tokens = account.Tokens |> List.filter ((<>) token) }
+                    |> Map.add
+                        user
+                        { account with
+                            Tokens = account.Tokens |> List.filter ((<>) token)
+                        }
             }
 
     /// The bearer tokens of an account (empty for an unknown account).
     let tokens (user: string) (store: MailStore) =
-        store.accounts |> Map.tryFind user |> Option.map _.Tokens |> Option.defaultValue []
+        store.accounts
+        |> Map.tryFind user
+        |> Option.map _.Tokens
+        |> Option.defaultValue []
 
     /// Delivers a message to an existing account; returns the store and the stored message.
     let deliver (user: string) (uid: string) (content: MessageContent) (store: MailStore) =

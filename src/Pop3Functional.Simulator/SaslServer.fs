@@ -610,8 +610,7 @@ module SaslServer =
         let body = token.TrimEnd '='
 
         body.Length > 0
-        && body
-           |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || "-._~+/".Contains c)
+        && body |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || "-._~+/".Contains c)
 
     /// "Bearer" SP token (RFC 6750 §2.1; the scheme is case-insensitive, RFC 7235 §2.1).
     let private bearerToken (credentials: string) =
@@ -689,7 +688,8 @@ module SaslServer =
     /// client-resp = gs2-header kvsep *kvpair kvsep, kvsep = %x01, kvpair = key "=" value kvsep
     /// (RFC 7628 §3.1). auth is required; host and port are accepted; other keys are ignored.
     let private oauthBearerMessage (context: SaslContext) (message: byte[]) =
-        let bad (what: string) = fail $"OAUTHBEARER: {what} (RFC 7628 §3.1)"
+        let bad (what: string) =
+            fail $"OAUTHBEARER: {what} (RFC 7628 §3.1)"
 
         match utf8 message with
         | None -> bad "the message is not UTF-8"
@@ -748,7 +748,8 @@ module SaslServer =
                         bad "a key appears twice"
                     elif
                         pairs
-                        |> Array.exists (fun (k, v) -> k = "port" && (v = "" || not (v |> Seq.forall Char.IsAsciiDigit)))
+                        |> Array.exists (fun (k, v) ->
+                            k = "port" && (v = "" || not (v |> Seq.forall Char.IsAsciiDigit)))
                     then
                         bad "port= is not a number"
                     else

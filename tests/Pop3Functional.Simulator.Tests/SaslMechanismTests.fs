@@ -79,10 +79,14 @@ let tests =
                 "XOAUTH2"
                 [
                     test "a valid token logs in, with an initial response and in the two-line form" {
-                        start context "XOAUTH2" (Some(xoauth2 "alice" "ya29.alice-1")) |> succeeded "alice"
+                        start context "XOAUTH2" (Some(xoauth2 "alice" "ya29.alice-1"))
+                        |> succeeded "alice"
+
                         let state, challenge = challenged (start context "xoauth2" None)
                         Expect.equal challenge [||] "an empty challenge first (Microsoft's two-line form)"
-                        SaslServer.respond context state (xoauth2 "alice" "ya29.alice-2") |> succeeded "alice"
+
+                        SaslServer.respond context state (xoauth2 "alice" "ya29.alice-2")
+                        |> succeeded "alice"
                     }
 
                     test "the scheme is case-insensitive (RFC 7235 §2.1) and the token may end in =" {
@@ -104,7 +108,11 @@ let tests =
 
                             Expect.equal (text challenge) SaslServer.XOAuth2ErrorJson "Gmail's error JSON"
                             Expect.stringContains (text challenge) "\"status\":\"400\"" "status"
-                            Expect.equal (failed (SaslServer.respond context state [||])) "authentication failed" "-ERR after the empty answer"
+
+                            Expect.equal
+                                (failed (SaslServer.respond context state [||]))
+                                "authentication failed"
+                                "-ERR after the empty answer"
                     }
 
                     test "an answer to the error challenge other than an empty line fails too, and says why" {
@@ -162,7 +170,12 @@ let tests =
                         let state, challenge = challenged (start context "OAUTHBEARER" (Some message))
                         Expect.equal (text challenge) SaslServer.OAuthBearerErrorJson "RFC 7628 error JSON"
                         Expect.stringContains (text challenge) "\"status\":\"invalid_token\"" "status"
-                        Expect.equal (failed (SaslServer.respond context state [| 1uy |])) "authentication failed" "-ERR"
+
+                        Expect.equal
+                            (failed (SaslServer.respond context state [| 1uy |]))
+                            "authentication failed"
+                            "-ERR"
+
                         let state, _ = challenged (start context "OAUTHBEARER" (Some message))
                         let reason = failed (SaslServer.respond context state [||])
                         Expect.stringContains reason "%x01" "an empty answer is not the dummy response"
@@ -172,7 +185,10 @@ let tests =
                         let message =
                             oauthBearer "p=tls-server-end-point,a=alice," "auth=Bearer ya29.alice-1\001"
 
-                        Expect.stringContains (start context "OAUTHBEARER" (Some message) |> failed) "channel binding" "reason"
+                        Expect.stringContains
+                            (start context "OAUTHBEARER" (Some message) |> failed)
+                            "channel binding"
+                            "reason"
                     }
 
                     test "a malformed message fails at once" {
@@ -201,7 +217,9 @@ let tests =
                 [
                     for mechanism in [ "SCRAM-SHA-1-PLUS"; "SCRAM-SHA-256-PLUS" ] do
                         test $"{mechanism}: p=tls-server-end-point with the right binding data logs in" {
-                            let step, expected = scram context mechanism "p=tls-server-end-point,," binding "secret"
+                            let step, expected =
+                                scram context mechanism "p=tls-server-end-point,," binding "secret"
+
                             let state, serverFinal = challenged step
                             Expect.equal (text serverFinal) expected "server signature"
                             SaslServer.respond context state [||] |> succeeded "alice"
@@ -223,8 +241,7 @@ let tests =
 
                         test $"{mechanism}: n or y instead of p= fails" {
                             for flag in [ "n,,"; "y,," ] do
-                                let reason =
-                                    start context mechanism (Some(utf8 (flag + "n=alice,r=cn"))) |> failed
+                                let reason = start context mechanism (Some(utf8 (flag + "n=alice,r=cn"))) |> failed
 
                                 Expect.stringContains reason "-PLUS" "reason"
                         }
@@ -241,7 +258,8 @@ let tests =
                             let ctx = { context with ChannelBinding = None }
 
                             let reason =
-                                start ctx mechanism (Some(utf8 "p=tls-server-end-point,,n=alice,r=cn")) |> failed
+                                start ctx mechanism (Some(utf8 "p=tls-server-end-point,,n=alice,r=cn"))
+                                |> failed
 
                             Expect.stringContains reason "TLS" "reason"
                         }
@@ -269,7 +287,9 @@ let tests =
                         Expect.equal challenge [||] "empty challenge"
                         let gs2 = "p=tls-server-end-point,,"
                         let bare = "n=alice,r=abc"
-                        let state, serverFirst = challenged (SaslServer.respond context state (utf8 (gs2 + bare)))
+
+                        let state, serverFirst =
+                            challenged (SaslServer.respond context state (utf8 (gs2 + bare)))
 
                         let final, _ =
                             ScramClient.clientFinal "SCRAM-SHA-256-PLUS" "secret" gs2 binding bare (text serverFirst)

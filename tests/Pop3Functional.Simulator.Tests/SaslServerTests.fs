@@ -180,9 +180,7 @@ let private client ctx (mechanism: string) (user: string) (password: string) (cl
         | other -> other
     | "OAUTHBEARER" ->
         let message =
-            utf8 (
-                $"n,a={escapeName user},\001host=pop.example.org\001port=995\001auth=Bearer {password}\001\001"
-            )
+            utf8 ($"n,a={escapeName user},\001host=pop.example.org\001port=995\001auth=Bearer {password}\001\001")
 
         let step =
             if initial then
@@ -202,6 +200,7 @@ let private client ctx (mechanism: string) (user: string) (password: string) (cl
                 "p=tls-server-end-point,,"
             else
                 "n,,"
+
         let bare = $"n={escapeName user},r={clientNonce}"
 
         let first =

@@ -108,7 +108,11 @@ let tests =
                 [
                     test "initial response: +OK and the maildrop" {
                         let c = started Personalities.gmail
-                        Expect.stringStarts (c.Say("AUTH XOAUTH2 " + xoauth2 "alice" "ya29.alice-token")) "+OK Logged in" "logged in"
+
+                        Expect.stringStarts
+                            (c.Say("AUTH XOAUTH2 " + xoauth2 "alice" "ya29.alice-token"))
+                            "+OK Logged in"
+                            "logged in"
                     }
 
                     test "Exchange: the two-line form with a bare + works" {
@@ -132,7 +136,8 @@ let tests =
                     }
 
                     for p in [ Personalities.gmail; Personalities.simulator ] do
-                        test $"a bad token: the base64 JSON error challenge, then -ERR [AUTH] after the empty line ({p.Name})" {
+                        test
+                            $"a bad token: the base64 JSON error challenge, then -ERR [AUTH] after the empty line ({p.Name})" {
                             let c = started p
                             let challenge = c.Say("AUTH XOAUTH2 " + xoauth2 "alice" "ya29.wrong")
                             Expect.equal challenge ("+ " + b64 SaslServer.XOAuth2ErrorJson + "\r\n") "error challenge"
@@ -146,18 +151,29 @@ let tests =
                         Expect.stringStarts (c.Say(b64 "again")) "-ERR [AUTH]" "a non-empty answer"
                         c.Say("AUTH XOAUTH2 " + xoauth2 "alice" "nope") |> ignore
                         Expect.equal (c.Say "*") "-ERR Authentication cancelled.\r\n" "cancelled (RFC 5034 §4)"
-                        Expect.stringStarts (c.Say("AUTH XOAUTH2 " + xoauth2 "alice" "ya29.alice-token")) "+OK" "then a good token"
+
+                        Expect.stringStarts
+                            (c.Say("AUTH XOAUTH2 " + xoauth2 "alice" "ya29.alice-token"))
+                            "+OK"
+                            "then a good token"
                     }
 
                     test "a revoked token gets the error challenge; another valid token still works" {
                         let boxes = mailboxes ()
                         let alice = boxes.Mailbox "alice"
-                        alice.AddOAuthToken("ya29.second").RevokeOAuthToken("ya29.alice-token") |> ignore
+
+                        alice.AddOAuthToken("ya29.second").RevokeOAuthToken("ya29.alice-token")
+                        |> ignore
+
                         let c = Conversation(options Personalities.gmail, boxes)
                         c.Drain() |> ignore
                         Expect.stringStarts (c.Say("AUTH XOAUTH2 " + xoauth2 "alice" "ya29.alice-token")) "+ " "revoked"
                         c.Say "" |> ignore
-                        Expect.stringStarts (c.Say("AUTH XOAUTH2 " + xoauth2 "alice" "ya29.second")) "+OK" "the other token"
+
+                        Expect.stringStarts
+                            (c.Say("AUTH XOAUTH2 " + xoauth2 "alice" "ya29.second"))
+                            "+OK"
+                            "the other token"
                     }
 
                     test "an unknown account cannot be given a token" {
@@ -172,7 +188,12 @@ let tests =
                 [
                     test "initial response and two-line form log in; a bad token is answered %x01 and fails" {
                         let c = started Personalities.gmail
-                        Expect.stringStarts (c.Say("AUTH OAUTHBEARER " + oauthBearer "alice" "ya29.alice-token")) "+OK" "IR"
+
+                        Expect.stringStarts
+                            (c.Say("AUTH OAUTHBEARER " + oauthBearer "alice" "ya29.alice-token"))
+                            "+OK"
+                            "IR"
+
                         let c = started Personalities.simulator
                         Expect.equal (c.Say "AUTH OAUTHBEARER") "+ \r\n" "empty challenge"
                         Expect.stringStarts (c.Say(oauthBearer "alice" "ya29.alice-token")) "+OK" "two-line"
@@ -191,10 +212,23 @@ let tests =
                         let c = Conversation(o, mailboxes (), stls = true)
                         c.Drain() |> ignore
                         let sasl = capaSasl (c.Say "CAPA")
-                        Expect.equal sasl (Some "SASL CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256") "no PLAIN, LOGIN, XOAUTH2, OAUTHBEARER"
-                        Expect.stringStarts (c.Say("AUTH XOAUTH2 " + xoauth2 "alice" "ya29.alice-token")) "-ERR [AUTH] Plaintext" "refused"
+
+                        Expect.equal
+                            sasl
+                            (Some "SASL CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256")
+                            "no PLAIN, LOGIN, XOAUTH2, OAUTHBEARER"
+
+                        Expect.stringStarts
+                            (c.Say("AUTH XOAUTH2 " + xoauth2 "alice" "ya29.alice-token"))
+                            "-ERR [AUTH] Plaintext"
+                            "refused"
+
                         c.StartTls binding
-                        Expect.stringStarts (c.Say("AUTH OAUTHBEARER " + oauthBearer "alice" "ya29.alice-token")) "+OK" "over TLS"
+
+                        Expect.stringStarts
+                            (c.Say("AUTH OAUTHBEARER " + oauthBearer "alice" "ya29.alice-token"))
+                            "+OK"
+                            "over TLS"
                     }
                 ]
 
@@ -222,10 +256,15 @@ let tests =
                     }
 
                     test "implicit TLS: the binding data comes with the connection" {
-                        let c = Conversation(options Personalities.simulator, mailboxes (), implicitTls = binding)
+                        let c =
+                            Conversation(options Personalities.simulator, mailboxes (), implicitTls = binding)
+
                         c.Drain() |> ignore
                         Expect.stringContains (c.Say "CAPA") "SCRAM-SHA-1-PLUS" "-PLUS offered"
-                        let reply, expected = scramLogin c "SCRAM-SHA-1-PLUS" "p=tls-server-end-point,," binding "secret"
+
+                        let reply, expected =
+                            scramLogin c "SCRAM-SHA-1-PLUS" "p=tls-server-end-point,," binding "secret"
+
                         Expect.equal (unb64 reply) expected "server signature"
                         Expect.stringStarts (c.Say "") "+OK" "logged in"
                     }
@@ -238,10 +277,15 @@ let tests =
                     }
 
                     test "c= bound to other data fails; 'y' while -PLUS is offered is a downgrade; p=tls-unique fails" {
-                        let c = Conversation(options Personalities.cyrus, mailboxes (), implicitTls = binding)
+                        let c =
+                            Conversation(options Personalities.cyrus, mailboxes (), implicitTls = binding)
+
                         c.Drain() |> ignore
                         let wrong = Array.init 32 byte
-                        let reply, _ = scramLogin c "SCRAM-SHA-256-PLUS" "p=tls-server-end-point,," wrong "secret"
+
+                        let reply, _ =
+                            scramLogin c "SCRAM-SHA-256-PLUS" "p=tls-server-end-point,," wrong "secret"
+
                         Expect.stringStarts reply "-ERR [AUTH]" "other binding data"
                         Expect.stringContains reply "channel binding" "says why"
 
@@ -264,7 +308,10 @@ let tests =
                 [
                     test "ScramBadServerSignature: a well-formed v= that is not the server signature" {
                         let c =
-                            Conversation((options Personalities.dovecot).WithFaults(Fault.ScramBadServerSignature), mailboxes ())
+                            Conversation(
+                                (options Personalities.dovecot).WithFaults(Fault.ScramBadServerSignature),
+                                mailboxes ()
+                            )
 
                         c.Drain() |> ignore
                         let reply, expected = scramLogin c "SCRAM-SHA-256" "n,," [||] "secret"
@@ -304,7 +351,10 @@ let tests =
 
                     test "SaslEndlessChallenges: a challenge for every response, until the client cancels" {
                         let c =
-                            Conversation((options Personalities.simulator).WithFaults(Fault.SaslEndlessChallenges), mailboxes ())
+                            Conversation(
+                                (options Personalities.simulator).WithFaults(Fault.SaslEndlessChallenges),
+                                mailboxes ()
+                            )
 
                         c.Drain() |> ignore
                         let first = c.Say("AUTH PLAIN " + b64 "\000alice\000secret")
@@ -358,13 +408,21 @@ let tests =
                     }
 
                     test "exchange: SASL PLAIN XOAUTH2" {
-                        Expect.equal (capaSasl ((started Personalities.exchange).Say "CAPA")) (Some "SASL PLAIN XOAUTH2") "SASL"
+                        Expect.equal
+                            (capaSasl ((started Personalities.exchange).Say "CAPA"))
+                            (Some "SASL PLAIN XOAUTH2")
+                            "SASL"
                     }
 
                     test "cyrus: -PLUS only over TLS" {
                         let c = Conversation(options Personalities.cyrus, mailboxes (), stls = true)
                         c.Drain() |> ignore
-                        Expect.equal (capaSasl (c.Say "CAPA")) (Some "SASL SCRAM-SHA-1 SCRAM-SHA-256 PLAIN") "before STLS"
+
+                        Expect.equal
+                            (capaSasl (c.Say "CAPA"))
+                            (Some "SASL SCRAM-SHA-1 SCRAM-SHA-256 PLAIN")
+                            "before STLS"
+
                         c.StartTls binding
 
                         Expect.equal
@@ -374,7 +432,9 @@ let tests =
                     }
 
                     test "simulator: every mechanism over TLS" {
-                        let c = Conversation(options Personalities.simulator, mailboxes (), implicitTls = binding)
+                        let c =
+                            Conversation(options Personalities.simulator, mailboxes (), implicitTls = binding)
+
                         c.Drain() |> ignore
 
                         Expect.equal
@@ -409,7 +469,8 @@ let tests =
                         say good [ good ]
                         let text = c.Transcript.ToString()
 
-                        for secret in Seq.append secrets [ "ya29.wrong-token"; "ya29.bearer-secret"; "ya29.alice-token" ] do
+                        for secret in
+                            Seq.append secrets [ "ya29.wrong-token"; "ya29.bearer-secret"; "ya29.alice-token" ] do
                             Expect.isFalse (text.Contains secret) $"{secret} in:\n{text}"
 
                         Expect.stringContains text "AUTH XOAUTH2 [redacted]" "the AUTH line, redacted"
@@ -430,10 +491,15 @@ let tests =
                     }
 
                     test "SCRAM-PLUS responses are redacted" {
-                        let c = Conversation(options Personalities.cyrus, mailboxes (), implicitTls = binding)
+                        let c =
+                            Conversation(options Personalities.cyrus, mailboxes (), implicitTls = binding)
+
                         c.Drain() |> ignore
                         let first = b64 "p=tls-server-end-point,,n=alice,r=ClientNonce777"
-                        scramLogin c "SCRAM-SHA-256-PLUS" "p=tls-server-end-point,," binding "secret" |> ignore
+
+                        scramLogin c "SCRAM-SHA-256-PLUS" "p=tls-server-end-point,," binding "secret"
+                        |> ignore
+
                         let text = c.Transcript.ToString()
                         Expect.isFalse (text.Contains first) "client-first"
                         Expect.isFalse (text.Contains "p=") "client-final"
