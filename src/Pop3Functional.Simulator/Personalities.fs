@@ -55,18 +55,7 @@ module Personalities =
                     "EXPIRE NEVER"
                     "IMPLEMENTATION Pop3Functional.Simulator"
                 ]
-            SaslMechanisms =
-                [
-                    "PLAIN"
-                    "LOGIN"
-                    "CRAM-MD5"
-                    "SCRAM-SHA-1"
-                    "SCRAM-SHA-256"
-                    "SCRAM-SHA-1-PLUS"
-                    "SCRAM-SHA-256-PLUS"
-                    "XOAUTH2"
-                    "OAUTHBEARER"
-                ]
+            SaslMechanisms = SaslServer.mechanisms
             UserPass = true
             Apop = true
             Rpop = false

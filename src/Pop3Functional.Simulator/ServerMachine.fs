@@ -451,7 +451,10 @@ module ServerMachine =
                     | _ -> Error()
 
                 match initial with
-                | Ok(Some _) when ctx.S.Settings.Personality.InitialResponseRefused |> List.contains mechanism ->
+                | Ok(Some _) when
+                    ctx.S.Settings.Personality.InitialResponseRefused
+                    |> List.exists (fun m -> m.Equals(mechanism, StringComparison.OrdinalIgnoreCase))
+                    ->
                     // Exchange Online and XOAUTH2 (getmail6/getmail6#256): the two-line form only.
                     send ctx "-ERR Protocol error. Connection is closed. 10"
                     ctx.Out.Add ServerOutput.Close
@@ -782,30 +785,9 @@ module ServerMachine =
 
     // ---- command lines ----
 
-    /// The verbs a line outside an exchange may start with and still be shown.
-    let private knownVerbs =
-        set
-            [
-                "USER"
-                "PASS"
-                "APOP"
-                "RPOP"
-                "AUTH"
-                "STLS"
-                "CAPA"
-                "UTF8"
-                "LANG"
-                "STAT"
-                "LIST"
-                "RETR"
-                "DELE"
-                "NOOP"
-                "RSET"
-                "TOP"
-                "UIDL"
-                "QUIT"
-                "LAST"
-            ]
+    /// The verbs a line outside an exchange may start with and still be shown: the POP3 commands
+    /// (the client core's own list) and qmail's LAST.
+    let private knownVerbs = Pop3Functional.Core.Request.Reserved.Add "LAST"
 
     /// The line for transcripts: passwords and SASL data never appear.
     let private redacted (s: ServerSession) (line: string) =

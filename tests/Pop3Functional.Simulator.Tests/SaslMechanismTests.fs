@@ -7,6 +7,7 @@ open System.Text
 open Expecto
 open Pop3Functional.Simulator
 open Pop3Functional.Simulator.Tests
+open Pop3Functional.Simulator.Tests.SaslSteps
 
 let private utf8 (s: string) = Encoding.UTF8.GetBytes s
 let private text (b: byte[]) = Encoding.UTF8.GetString b
@@ -34,26 +35,6 @@ let private context =
         ChannelBindingAdvertised = true
     }
 
-let private start ctx mechanism (initial: byte[] option) =
-    match SaslServer.start ctx mechanism initial with
-    | Ok step -> step
-    | Error e -> failtestf "start %s: %s" mechanism e
-
-let private challenged step =
-    match step with
-    | SaslServerStep.Challenge(state, bytes) -> state, bytes
-    | other -> failtestf "expected a challenge, got %A" other
-
-let private succeeded user step =
-    match step with
-    | SaslServerStep.Succeeded u -> Expect.equal u user "authenticated user"
-    | other -> failtestf "expected success as %s, got %A" user other
-
-let private failed step =
-    match step with
-    | SaslServerStep.Failed reason -> reason
-    | other -> failtestf "expected a failure, got %A" other
-
 let private xoauth2 (user: string) (token: string) =
     utf8 $"user={user}\001auth=Bearer {token}\001\001"
 
@@ -63,7 +44,9 @@ let private oauthBearer (gs2: string) (pairs: string) = utf8 (gs2 + "\001" + pai
 /// client-final-message (and the expected server-final-message).
 let private scram ctx (mechanism: string) (gs2: string) (cbind: byte[]) (password: string) =
     let bare = "n=alice,r=ClientNonce42"
-    let state, serverFirst = challenged (start ctx mechanism (Some(utf8 (gs2 + bare))))
+
+    let state, serverFirst =
+        challenged (started ctx mechanism (Some(utf8 (gs2 + bare))))
 
     let final, expected =
         ScramClient.clientFinal mechanism password gs2 cbind bare (text serverFirst)
@@ -79,45 +62,46 @@ let tests =
                 "XOAUTH2"
                 [
                     test "a valid token logs in, with an initial response and in the two-line form" {
-                        start context "XOAUTH2" (Some(xoauth2 "alice" "ya29.alice-1"))
-                        |> succeeded "alice"
+                        started context "XOAUTH2" (Some(xoauth2 "alice" "ya29.alice-1"))
+                        |> expectSucceeded "alice"
 
-                        let state, challenge = challenged (start context "xoauth2" None)
+                        let state, challenge = challenged (started context "xoauth2" None)
                         Expect.equal challenge [||] "an empty challenge first (Microsoft's two-line form)"
 
                         SaslServer.respond context state (xoauth2 "alice" "ya29.alice-2")
-                        |> succeeded "alice"
+                        |> expectSucceeded "alice"
                     }
 
                     test "the scheme is case-insensitive (RFC 7235 §2.1) and the token may end in =" {
-                        start context "XOAUTH2" (Some(utf8 "user=alice\001auth=bearer ya29.alice-1\001\001"))
-                        |> succeeded "alice"
+                        started context "XOAUTH2" (Some(utf8 "user=alice\001auth=bearer ya29.alice-1\001\001"))
+                        |> expectSucceeded "alice"
 
                         let ctx =
                             { context with
                                 LookupTokens = fun _ -> [ "abc+/=="; "x" ]
                             }
 
-                        start ctx "XOAUTH2" (Some(xoauth2 "alice" "abc+/==")) |> succeeded "alice"
+                        started ctx "XOAUTH2" (Some(xoauth2 "alice" "abc+/=="))
+                        |> expectSucceeded "alice"
                     }
 
                     test "a bad token, another user's token or an unknown user gets the JSON error challenge" {
                         for user, token in [ "alice", "ya29.wrong"; "bob", "ya29.alice-1"; "carol", "ya29.alice-1" ] do
                             let state, challenge =
-                                challenged (start context "XOAUTH2" (Some(xoauth2 user token)))
+                                challenged (started context "XOAUTH2" (Some(xoauth2 user token)))
 
                             Expect.equal (text challenge) SaslServer.XOAuth2ErrorJson "Gmail's error JSON"
                             Expect.stringContains (text challenge) "\"status\":\"400\"" "status"
 
                             Expect.equal
-                                (failed (SaslServer.respond context state [||]))
+                                (expectFailed (SaslServer.respond context state [||]))
                                 "authentication failed"
                                 "-ERR after the empty answer"
                     }
 
                     test "an answer to the error challenge other than an empty line fails too, and says why" {
-                        let state, _ = challenged (start context "XOAUTH2" (Some(xoauth2 "alice" "nope")))
-                        let reason = failed (SaslServer.respond context state (utf8 "retry"))
+                        let state, _ = challenged (started context "XOAUTH2" (Some(xoauth2 "alice" "nope")))
+                        let reason = expectFailed (SaslServer.respond context state (utf8 "retry"))
                         Expect.stringContains reason "must be empty" "reason"
                     }
 
@@ -136,9 +120,9 @@ let tests =
                                 "user=alice\001auth=Bearer =abc\001\001" // = not at the end
                                 ""
                             ] do
-                            start context "XOAUTH2" (Some(utf8 message)) |> failed |> ignore
+                            started context "XOAUTH2" (Some(utf8 message)) |> expectFailed |> ignore
 
-                        start context "XOAUTH2" (Some [| 0xC3uy; 0x28uy |]) |> failed |> ignore
+                        started context "XOAUTH2" (Some [| 0xC3uy; 0x28uy |]) |> expectFailed |> ignore
                     }
                 ]
 
@@ -149,10 +133,10 @@ let tests =
                         let message =
                             oauthBearer "n,a=alice," "host=pop.example.org\001port=995\001auth=Bearer ya29.alice-1\001"
 
-                        start context "OAUTHBEARER" (Some message) |> succeeded "alice"
-                        let state, challenge = challenged (start context "OAUTHBEARER" None)
+                        started context "OAUTHBEARER" (Some message) |> expectSucceeded "alice"
+                        let state, challenge = challenged (started context "OAUTHBEARER" None)
                         Expect.equal challenge [||] "empty challenge"
-                        SaslServer.respond context state message |> succeeded "alice"
+                        SaslServer.respond context state message |> expectSucceeded "alice"
                     }
 
                     test "host and port are optional, unknown keys are ignored, 'y' is accepted (no -PLUS variant)" {
@@ -162,22 +146,23 @@ let tests =
                                 "y,a=alice,", "auth=Bearer ya29.alice-2\001"
                                 "n,a=alice,", "xtra=1\001auth=Bearer ya29.alice-2\001"
                             ] do
-                            start context "OAUTHBEARER" (Some(oauthBearer gs2 pairs)) |> succeeded "alice"
+                            started context "OAUTHBEARER" (Some(oauthBearer gs2 pairs))
+                            |> expectSucceeded "alice"
                     }
 
                     test "a bad token gets the JSON error challenge; %x01 then fails it (RFC 7628 §3.2.2)" {
                         let message = oauthBearer "n,a=alice," "auth=Bearer ya29.wrong\001"
-                        let state, challenge = challenged (start context "OAUTHBEARER" (Some message))
+                        let state, challenge = challenged (started context "OAUTHBEARER" (Some message))
                         Expect.equal (text challenge) SaslServer.OAuthBearerErrorJson "RFC 7628 error JSON"
                         Expect.stringContains (text challenge) "\"status\":\"invalid_token\"" "status"
 
                         Expect.equal
-                            (failed (SaslServer.respond context state [| 1uy |]))
+                            (expectFailed (SaslServer.respond context state [| 1uy |]))
                             "authentication failed"
                             "-ERR"
 
-                        let state, _ = challenged (start context "OAUTHBEARER" (Some message))
-                        let reason = failed (SaslServer.respond context state [||])
+                        let state, _ = challenged (started context "OAUTHBEARER" (Some message))
+                        let reason = expectFailed (SaslServer.respond context state [||])
                         Expect.stringContains reason "%x01" "an empty answer is not the dummy response"
                     }
 
@@ -186,7 +171,7 @@ let tests =
                             oauthBearer "p=tls-server-end-point,a=alice," "auth=Bearer ya29.alice-1\001"
 
                         Expect.stringContains
-                            (start context "OAUTHBEARER" (Some message) |> failed)
+                            (started context "OAUTHBEARER" (Some message) |> expectFailed)
                             "channel binding"
                             "reason"
                     }
@@ -205,10 +190,12 @@ let tests =
                                 "x,a=alice,", "auth=Bearer ya29.alice-1\001" // flag
                                 "n,b=alice,", "auth=Bearer ya29.alice-1\001" // authzid
                             ] do
-                            start context "OAUTHBEARER" (Some(oauthBearer gs2 pairs)) |> failed |> ignore
+                            started context "OAUTHBEARER" (Some(oauthBearer gs2 pairs))
+                            |> expectFailed
+                            |> ignore
 
                         for raw in [ "n,a=alice,auth=Bearer ya29.alice-1\001\001"; "n,a=alice"; "\001" ] do
-                            start context "OAUTHBEARER" (Some(utf8 raw)) |> failed |> ignore
+                            started context "OAUTHBEARER" (Some(utf8 raw)) |> expectFailed |> ignore
                     }
                 ]
 
@@ -222,7 +209,7 @@ let tests =
 
                             let state, serverFinal = challenged step
                             Expect.equal (text serverFinal) expected "server signature"
-                            SaslServer.respond context state [||] |> succeeded "alice"
+                            SaslServer.respond context state [||] |> expectSucceeded "alice"
                         }
 
                         test $"{mechanism}: c= with other binding data, or none, fails" {
@@ -231,17 +218,18 @@ let tests =
 
                             for cbind in [ other; [||] ] do
                                 let step, _ = scram context mechanism "p=tls-server-end-point,," cbind "secret"
-                                Expect.stringContains (failed step) "channel binding" "reason"
+                                Expect.stringContains (expectFailed step) "channel binding" "reason"
                         }
 
                         test $"{mechanism}: a wrong password fails" {
                             let step, _ = scram context mechanism "p=tls-server-end-point,," binding "wrong"
-                            Expect.equal (failed step) "authentication failed" "reason"
+                            Expect.equal (expectFailed step) "authentication failed" "reason"
                         }
 
                         test $"{mechanism}: n or y instead of p= fails" {
                             for flag in [ "n,,"; "y,," ] do
-                                let reason = start context mechanism (Some(utf8 (flag + "n=alice,r=cn"))) |> failed
+                                let reason =
+                                    started context mechanism (Some(utf8 (flag + "n=alice,r=cn"))) |> expectFailed
 
                                 Expect.stringContains reason "-PLUS" "reason"
                         }
@@ -249,7 +237,8 @@ let tests =
                         test $"{mechanism}: another binding type fails (only tls-server-end-point)" {
                             for cbName in [ "tls-unique"; "tls-exporter"; "" ] do
                                 let reason =
-                                    start context mechanism (Some(utf8 $"p={cbName},,n=alice,r=cn")) |> failed
+                                    started context mechanism (Some(utf8 $"p={cbName},,n=alice,r=cn"))
+                                    |> expectFailed
 
                                 Expect.stringContains reason "tls-server-end-point" "reason"
                         }
@@ -258,15 +247,17 @@ let tests =
                             let ctx = { context with ChannelBinding = None }
 
                             let reason =
-                                start ctx mechanism (Some(utf8 "p=tls-server-end-point,,n=alice,r=cn"))
-                                |> failed
+                                started ctx mechanism (Some(utf8 "p=tls-server-end-point,,n=alice,r=cn"))
+                                |> expectFailed
 
                             Expect.stringContains reason "TLS" "reason"
                         }
 
                     test "'y' to a server that offers -PLUS is a downgrade and fails (RFC 5802 §6)" {
                         for mechanism in [ "SCRAM-SHA-1"; "SCRAM-SHA-256" ] do
-                            let reason = start context mechanism (Some(utf8 "y,,n=alice,r=cn")) |> failed
+                            let reason =
+                                started context mechanism (Some(utf8 "y,,n=alice,r=cn")) |> expectFailed
+
                             Expect.stringContains reason "downgrade" "reason"
                     }
 
@@ -279,11 +270,11 @@ let tests =
                         for ctx, gs2 in [ quiet, "y,,"; context, "n,,"; quiet, "n,," ] do
                             let step, _ = scram ctx "SCRAM-SHA-256" gs2 [||] "secret"
                             let state, _ = challenged step
-                            SaslServer.respond ctx state [||] |> succeeded "alice"
+                            SaslServer.respond ctx state [||] |> expectSucceeded "alice"
                     }
 
                     test "a -PLUS exchange started by an empty challenge works the same" {
-                        let state, challenge = challenged (start context "SCRAM-SHA-256-PLUS" None)
+                        let state, challenge = challenged (started context "SCRAM-SHA-256-PLUS" None)
                         Expect.equal challenge [||] "empty challenge"
                         let gs2 = "p=tls-server-end-point,,"
                         let bare = "n=alice,r=abc"
@@ -295,7 +286,7 @@ let tests =
                             ScramClient.clientFinal "SCRAM-SHA-256-PLUS" "secret" gs2 binding bare (text serverFirst)
 
                         let state, _ = challenged (SaslServer.respond context state (utf8 final))
-                        SaslServer.respond context state [||] |> succeeded "alice"
+                        SaslServer.respond context state [||] |> expectSucceeded "alice"
                     }
                 ]
         ]

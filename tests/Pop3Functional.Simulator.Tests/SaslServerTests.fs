@@ -7,6 +7,7 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open Pop3Functional.Simulator
+open Pop3Functional.Simulator.Tests.SaslSteps
 
 let private utf8 (s: string) = Encoding.UTF8.GetBytes s
 let private text (b: byte[]) = Encoding.UTF8.GetString b
@@ -30,26 +31,6 @@ let private contextWith (users: (string * string) list) (nonce: string) (salt: b
 /// alice/secret, bob/hunter2; a fixed nonce and salt.
 let private context =
     contextWith [ "alice", "secret"; "bob", "hunter2" ] "N0nce-ABCDEFGHIJKLmnop" (Array.init 16 byte) 4096
-
-let private started ctx mechanism initial =
-    match SaslServer.start ctx mechanism initial with
-    | Ok step -> step
-    | Error e -> failtestf "start %s: %s" mechanism e
-
-let private challenged step =
-    match step with
-    | SaslServerStep.Challenge(state, bytes) -> state, bytes
-    | other -> failtestf "expected a challenge, got %A" other
-
-let private expectSucceeded user step =
-    match step with
-    | SaslServerStep.Succeeded u -> Expect.equal u user "authenticated user"
-    | other -> failtestf "expected success as %s, got %A" user other
-
-let private expectFailed step =
-    match step with
-    | SaslServerStep.Failed reason -> reason
-    | other -> failtestf "expected a failure, got %A" other
 
 /// Starts, then answers every challenge with the next response; the step the last one gives.
 let private exchange ctx mechanism initial (responses: byte[] list) =

@@ -9,6 +9,7 @@ open System.Text
 open Expecto
 open Pop3Functional.Simulator
 open Pop3Functional.Simulator.Tests
+open Pop3Functional.Simulator.Tests.ServerConversation
 
 let private clock = DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero)
 
@@ -16,48 +17,6 @@ let private options (personality: Personality) =
     (ServerOptions.Create personality).WithClock(Func<_>(fun () -> clock))
 
 let private binding = Array.init 32 (fun i -> byte (i * 11))
-
-/// A server conversation driven line by line; the server's writes are collected as text.
-type private Conversation(options: ServerOptions, boxes: Mailboxes, ?stls: bool, ?implicitTls: byte[]) =
-    let transcript = Transcript()
-
-    let conn =
-        match implicitTls with
-        | Some data -> new ServerConnection(options, boxes, transcript, 1, true, false, data)
-        | None -> new ServerConnection(options, boxes, transcript, 1, false, defaultArg stls false)
-
-    let buffer = Array.zeroCreate<byte> 131072
-    let mutable closed = false
-
-    member _.Connection = conn
-    member _.Transcript = transcript
-    member _.Closed = closed
-
-    member _.Drain() =
-        let text = StringBuilder()
-        let mutable go = true
-
-        while go do
-            let action = conn.Next(Span buffer)
-
-            match action.Kind with
-            | ServerActionKind.Write -> text.Append(Encoding.Latin1.GetString(buffer, 0, action.Count)) |> ignore
-            | ServerActionKind.Close ->
-                closed <- true
-                go <- false
-            | ServerActionKind.Delay -> ()
-            | _ -> go <- false
-
-        text.ToString()
-
-    member this.Say(line: string) =
-        conn.Feed(ReadOnlyMemory(Encoding.UTF8.GetBytes(line + "\r\n")))
-        this.Drain()
-
-    /// STLS, then the handshake's end with this binding data (null: none).
-    member this.StartTls(data: byte[]) =
-        Expect.stringStarts (this.Say "STLS") "+OK" "STLS"
-        conn.TlsEstablished data
 
 let private mailboxes () =
     let boxes = Mailboxes()
