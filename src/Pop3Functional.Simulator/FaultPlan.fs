@@ -66,6 +66,18 @@ type Fault =
     | DuplicateUids
     /// SASL challenges that are not base64.
     | SaslNotBase64
+    /// SASL challenges of this many octets of base64 (rounded up to a multiple of 4), whatever the
+    /// mechanism would send: a client must bound what it accepts.
+    | SaslHugeChallenge of octets: int
+    /// Every AUTH exchange goes on forever: each response gets another challenge, never +OK or
+    /// -ERR (until the client cancels with "*"): a client must give up after its round limit.
+    | SaslEndlessChallenges
+    /// SCRAM's server-final-message with a wrong server signature (v= with a bit flipped) after a
+    /// correct proof: the client must refuse the session (RFC 5802 §5).
+    | ScramBadServerSignature
+    /// SCRAM answered +OK right after a correct proof, without server-final-message (no v=): the
+    /// client cannot authenticate the server and must refuse the session (RFC 5802 §5).
+    | ScramMissingServerSignature
 
 /// A composable, deterministic list of faults (empty: an honest server).
 type FaultPlan =
@@ -171,10 +183,24 @@ type Faults =
     /// SASL challenges that are not base64.
     static member SaslNotBase64 = Fault.SaslNotBase64
 
+    /// SASL challenges of this many octets of base64.
+    static member SaslHugeChallenge(octets: int) = Fault.SaslHugeChallenge octets
+
+    /// AUTH exchanges that never end: a challenge for every response.
+    static member SaslEndlessChallenges = Fault.SaslEndlessChallenges
+
+    /// SCRAM's server signature falsified (v= with a bit flipped).
+    static member ScramBadServerSignature = Fault.ScramBadServerSignature
+
+    /// SCRAM's server signature left out: +OK right after the client's proof.
+    static member ScramMissingServerSignature = Fault.ScramMissingServerSignature
+
     /// Finds a named fault plan for command lines and demos: "none", "latency", "drip",
     /// "disconnect", "bare-lf", "stls-injection", "err-retr", "garbage", "oversized", "endless-line",
     /// "silence", "cut-body", "no-terminator", "longer", "shorter", "endless-message", "gaps",
-    /// "duplicates", "disorder", "huge-numbers", "duplicate-uids", "sasl-not-base64".
+    /// "duplicates", "disorder", "huge-numbers", "duplicate-uids", "sasl-not-base64",
+    /// "sasl-huge-challenge" (70,000 octets), "sasl-endless", "scram-bad-signature",
+    /// "scram-no-signature".
     static member TryParse(name: string, [<Out>] plan: byref<FaultPlan>) : bool =
         let retr = FaultTrigger.Verb "RETR"
 
@@ -202,6 +228,10 @@ type Faults =
             | "huge-numbers" -> Some(Some Fault.ListingHugeNumbers)
             | "duplicate-uids" -> Some(Some Fault.DuplicateUids)
             | "sasl-not-base64" -> Some(Some Fault.SaslNotBase64)
+            | "sasl-huge-challenge" -> Some(Some(Fault.SaslHugeChallenge 70_000))
+            | "sasl-endless" -> Some(Some Fault.SaslEndlessChallenges)
+            | "scram-bad-signature" -> Some(Some Fault.ScramBadServerSignature)
+            | "scram-no-signature" -> Some(Some Fault.ScramMissingServerSignature)
             | _ -> None
 
         match fault with
@@ -237,4 +267,8 @@ type Faults =
             "huge-numbers"
             "duplicate-uids"
             "sasl-not-base64"
+            "sasl-huge-challenge"
+            "sasl-endless"
+            "scram-bad-signature"
+            "scram-no-signature"
         |]

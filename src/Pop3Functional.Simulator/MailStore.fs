@@ -41,6 +41,9 @@ type Account =
     {
         /// The password, also used to check APOP digests and SASL exchanges.
         Password: string
+        /// The OAuth 2.0 bearer tokens XOAUTH2 and OAUTHBEARER accept for this account (RFC 6750,
+        /// RFC 7628), in the order they were added; empty: OAuth is refused.
+        Tokens: string list
         /// The messages in delivery order.
         Messages: StoredMessage list
         /// True while a session holds the maildrop lock.
@@ -96,6 +99,7 @@ module MailStore =
             | None ->
                 {
                     Password = password
+                    Tokens = []
                     Messages = []
                     Locked = false
                     LastLogin = None
@@ -104,6 +108,46 @@ module MailStore =
         { store with
             accounts = store.accounts |> Map.add user account
         }
+
+    /// Gives an existing account one more valid bearer token (a token it has already is kept once).
+    let addToken (user: string) (token: string) (store: MailStore) =
+        match store.accounts |> Map.tryFind user with
+        | None -> Error OpenRefusal.NoSuchUser
+        | Some account when account.Tokens |> List.contains token -> Ok store
+        | Some account ->
+            Ok
+                { store with
+                    accounts =
+                        store.accounts
+                        |> Map.add
+                            user
+                            { account with
+                                Tokens = account.Tokens @ [ token ]
+                            }
+                }
+
+    /// Withdraws a bearer token from an account (as an expired or revoked token); nothing happens
+    /// when the account or the token is unknown.
+    let revokeToken (user: string) (token: string) (store: MailStore) =
+        match store.accounts |> Map.tryFind user with
+        | None -> store
+        | Some account ->
+            { store with
+                accounts =
+                    store.accounts
+                    |> Map.add
+                        user
+                        { account with
+                            Tokens = account.Tokens |> List.filter ((<>) token)
+                        }
+            }
+
+    /// The bearer tokens of an account (empty for an unknown account).
+    let tokens (user: string) (store: MailStore) =
+        store.accounts
+        |> Map.tryFind user
+        |> Option.map _.Tokens
+        |> Option.defaultValue []
 
     /// Delivers a message to an existing account; returns the store and the stored message.
     let deliver (user: string) (uid: string) (content: MessageContent) (store: MailStore) =

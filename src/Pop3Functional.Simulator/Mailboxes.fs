@@ -32,6 +32,28 @@ type Mailboxes() =
     /// The account names.
     member _.Users: string list = store.Users
 
+    /// Gives an account one more OAuth 2.0 bearer token that XOAUTH2 and OAUTHBEARER accept (an
+    /// account may hold several; adding one twice keeps it once). Tokens are compared in constant
+    /// time. Fails for an unknown account.
+    member _.AddOAuthToken(user: string, token: string) : unit =
+        ArgumentException.ThrowIfNullOrEmpty user
+        ArgumentException.ThrowIfNullOrEmpty token
+
+        update (fun s ->
+            match MailStore.addToken user token s with
+            | Ok next -> next, ()
+            | Error _ -> raise (ArgumentException($"There is no account named '{user}'.", nameof user)))
+
+    /// Withdraws a bearer token (as when it expires or is revoked): later logins with it get the
+    /// mechanism's error challenge. Unknown accounts and tokens are ignored.
+    member _.RevokeOAuthToken(user: string, token: string) : unit =
+        ArgumentNullException.ThrowIfNull user
+        ArgumentNullException.ThrowIfNull token
+        update (fun s -> MailStore.revokeToken user token s, ())
+
+    /// The bearer tokens of an account (for the server's checks).
+    member internal _.Tokens(user: string) : string list = store |> MailStore.tokens user
+
     /// The password of an account (for the server's checks; the sessions' plumbing, like Open,
     /// Commit and Release).
     member internal _.Password(user: string) : string option = store |> MailStore.password user
@@ -121,6 +143,18 @@ and [<Sealed>] Mailbox internal (owner: Mailboxes, user: string) =
     /// returns them as stored.
     member this.AddGenerated(options: GeneratorOptions) : IReadOnlyList<StoredMessage> =
         this.AddRange(MailboxGenerator.generate options)
+
+    /// Gives this account one more OAuth 2.0 bearer token that XOAUTH2 and OAUTHBEARER accept
+    /// (see Mailboxes.AddOAuthToken); returns this mailbox, so calls chain.
+    member this.AddOAuthToken(token: string) : Mailbox =
+        owner.AddOAuthToken(user, token)
+        this
+
+    /// Withdraws a bearer token from this account (see Mailboxes.RevokeOAuthToken); returns this
+    /// mailbox.
+    member this.RevokeOAuthToken(token: string) : Mailbox =
+        owner.RevokeOAuthToken(user, token)
+        this
 
     /// The messages now.
     member _.Messages: StoredMessage list = owner.Messages user

@@ -7,14 +7,16 @@ open System.Runtime.InteropServices
 
 /// Presets that reproduce real POP3 servers (DESIGN §9, reference/peers.md §4). Capability lists
 /// follow the Personality conventions: "STLS" is listed only when STLS is possible on the
-/// connection, and "SASL" stands for "SASL" and the preset's SaslMechanisms. SaslMechanisms holds
-/// only mechanisms the simulator implements (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256);
-/// where a real server offers more, the comment on the preset says which are left out.
+/// connection, and "SASL" stands for "SASL" and the preset's SaslMechanisms (SCRAM-*-PLUS only over
+/// TLS, where channel-binding data exists). SaslMechanisms holds only mechanisms the simulator
+/// implements (SaslServer.mechanisms); where a real server offers more, the comment on the preset
+/// says which are left out.
 [<RequireQualifiedAccess>]
 module Personalities =
 
-    /// The simulator's own default: every extension on. APOP, USER/PASS and the five SASL
-    /// mechanisms; TOP, UIDL, RESP-CODES, AUTH-RESP-CODE, PIPELINING, STLS, UTF8 and LANG (English
+    /// The simulator's own default: every extension on. APOP, USER/PASS and every SASL mechanism it
+    /// implements (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1/256, their -PLUS variants over TLS, XOAUTH2 in
+    /// both forms, OAUTHBEARER); TOP, UIDL, RESP-CODES, AUTH-RESP-CODE, PIPELINING, STLS, UTF8 and LANG (English
     /// and German, RFC 6856); EXPIRE NEVER; the maildrop is locked for the session and LOGIN-DELAY
     /// is neither enforced nor listed. Not a real server: the preset a test starts from when it
     /// wants everything available.
@@ -53,7 +55,7 @@ module Personalities =
                     "EXPIRE NEVER"
                     "IMPLEMENTATION Pop3Functional.Simulator"
                 ]
-            SaslMechanisms = [ "PLAIN"; "LOGIN"; "CRAM-MD5"; "SCRAM-SHA-1"; "SCRAM-SHA-256" ]
+            SaslMechanisms = SaslServer.mechanisms
             UserPass = true
             Apop = true
             Rpop = false
@@ -62,6 +64,7 @@ module Personalities =
             Utf8 = true
             Languages = [ "en", "English"; "de", "Deutsch" ]
             ResponseCodes = true
+            InitialResponseRefused = []
             Continuation = ContinuationStyle.PlusSpace
             RetrStatus = RetrStatusStyle.Octets
             QuitText = "Pop3Functional.Simulator signing off."
@@ -105,6 +108,7 @@ module Personalities =
             Utf8 = false
             Languages = []
             ResponseCodes = true
+            InitialResponseRefused = []
             Continuation = ContinuationStyle.PlusSpace
             RetrStatus = RetrStatusStyle.Octets
             // Dovecot says "Logging out, messages deleted." when DELE was used; one text is kept.
@@ -153,6 +157,7 @@ module Personalities =
             Utf8 = true
             Languages = []
             ResponseCodes = false
+            InitialResponseRefused = []
             Continuation = ContinuationStyle.PlusSpace
             RetrStatus = RetrStatusStyle.Octets
             QuitText = "Bye-bye."
@@ -204,9 +209,18 @@ module Personalities =
                     implementation
                 ]
             // Measured: "SCRAM-SHA-1 SCRAM-SHA-256" before STLS, and after it also the -PLUS
-            // variants (channel binding, not implemented here) and PLAIN. One list serves both,
-            // so PLAIN is offered without TLS too.
-            SaslMechanisms = [ "SCRAM-SHA-1"; "SCRAM-SHA-256"; "PLAIN" ]
+            // variants and PLAIN (DESIGN §9). The server lists -PLUS only over TLS by itself; PLAIN
+            // stays in one list, so it is offered without TLS too. Real Cyrus binds to tls-unique
+            // (DESIGN §9); the simulator binds to tls-server-end-point, the type a .NET server can
+            // produce.
+            SaslMechanisms =
+                [
+                    "SCRAM-SHA-1"
+                    "SCRAM-SHA-256"
+                    "SCRAM-SHA-1-PLUS"
+                    "SCRAM-SHA-256-PLUS"
+                    "PLAIN"
+                ]
             UserPass = true
             // The measured greeting carries no timestamp.
             Apop = false
@@ -216,6 +230,7 @@ module Personalities =
             Utf8 = false
             Languages = []
             ResponseCodes = true
+            InitialResponseRefused = []
             Continuation = ContinuationStyle.PlusSpace
             RetrStatus = RetrStatusStyle.MessageFollows
             QuitText = ""
@@ -258,9 +273,10 @@ module Personalities =
                     "UIDL"
                     "X-GOOGLE-RICO"
                 ]
-            // Gmail offers "SASL PLAIN XOAUTH2" (capa1.txt; OAUTHBEARER too). XOAUTH2 and
-            // OAUTHBEARER arrive with the SASL issue; until then only PLAIN is listed.
-            SaslMechanisms = [ "PLAIN" ]
+            // MailKit's recording (capa1.txt) has "SASL PLAIN XOAUTH2"; Google documents OAUTHBEARER
+            // beside XOAUTH2 for its mail servers, so both are offered, after PLAIN. XOAUTH2 takes
+            // the initial response and the two-line form; a bad token gets the JSON error challenge.
+            SaslMechanisms = [ "PLAIN"; "XOAUTH2"; "OAUTHBEARER" ]
             UserPass = true
             Apop = false
             Rpop = false
@@ -269,6 +285,7 @@ module Personalities =
             Utf8 = false
             Languages = []
             ResponseCodes = true
+            InitialResponseRefused = []
             Continuation = ContinuationStyle.PlusSpace
             RetrStatus = RetrStatusStyle.MessageFollows
             QuitText = "Farewell."
@@ -283,7 +300,10 @@ module Personalities =
     /// Outlook / Exchange: greeting "The Microsoft Exchange POP3 service is ready.", CAPA (bare
     /// "+OK" status) TOP, UIDL, SASL, USER, the same after login, no RESP-CODES (MailKit
     /// UnitTests/Net/Pop3/Resources/exchange/capa.txt and greeting.txt); a bare "+" for an empty
-    /// SASL challenge (peers.md §4.2, MailKit exchange/plus.txt).
+    /// SASL challenge (peers.md §4.2, MailKit exchange/plus.txt); XOAUTH2 in Microsoft's two-line
+    /// form only ("Authenticate an IMAP, POP or SMTP connection using OAuth": AUTH XOAUTH2, "+",
+    /// then the base64 message), an initial response answered "-ERR Protocol error. Connection is
+    /// closed. 10" and a close (getmail6/getmail6#256).
     let exchange: Personality =
         let capabilities = [ "TOP"; "UIDL"; "SASL"; "USER" ]
 
@@ -293,9 +313,11 @@ module Personalities =
             CapaSupported = true
             CapabilitiesBeforeLogin = capabilities
             CapabilitiesAfterLogin = capabilities
-            // Exchange lists "SASL NTLM GSSAPI PLAIN LOGIN"; the simulator implements neither
-            // NTLM nor GSSAPI. LOGIN stays: its two empty challenges show the bare "+".
-            SaslMechanisms = [ "PLAIN"; "LOGIN" ]
+            // Exchange Online lists "SASL PLAIN XOAUTH2" (simonrob/email-oauth2-proxy#62,
+            // kisli/vmime#267); on-premises Exchange "SASL NTLM GSSAPI PLAIN LOGIN" (MailKit
+            // exchange/capa.txt), NTLM and GSSAPI not implemented here. XOAUTH2 only in Microsoft's
+            // two-line form: an initial response is refused and the connection closed.
+            SaslMechanisms = [ "PLAIN"; "XOAUTH2" ]
             UserPass = true
             Apop = false
             Rpop = false
@@ -304,6 +326,7 @@ module Personalities =
             Utf8 = false
             Languages = []
             ResponseCodes = false
+            InitialResponseRefused = [ "XOAUTH2" ]
             Continuation = ContinuationStyle.BarePlus
             // Exchange answers RETR with a bare "+OK" (Outlook transcript).
             RetrStatus = RetrStatusStyle.Bare
@@ -336,6 +359,7 @@ module Personalities =
             Utf8 = false
             Languages = []
             ResponseCodes = false
+            InitialResponseRefused = []
             Continuation = ContinuationStyle.PlusSpace
             // qmail sends "+OK " with no size (qmail-pop3d.c).
             RetrStatus = RetrStatusStyle.Bare
@@ -366,6 +390,7 @@ module Personalities =
             Utf8 = false
             Languages = []
             ResponseCodes = false
+            InitialResponseRefused = []
             Continuation = ContinuationStyle.PlusSpace
             RetrStatus = RetrStatusStyle.Octets
             QuitText = "POP3 server signing off"
@@ -487,6 +512,15 @@ type PersonalityExtensions =
     static member WithResponseCodes(personality: Personality, enabled: bool) =
         { personality with
             ResponseCodes = enabled
+        }
+
+    /// This personality refusing an initial response (RFC 5034 §4) to these mechanisms with
+    /// "-ERR Protocol error" and a close, as Exchange Online does to XOAUTH2 (none: every initial
+    /// response is accepted).
+    [<Extension>]
+    static member WithInitialResponseRefused(personality: Personality, [<ParamArray>] mechanisms: string[]) =
+        { personality with
+            InitialResponseRefused = mechanisms |> Array.map _.ToUpperInvariant() |> List.ofArray
         }
 
     /// This personality with another way of writing an empty SASL challenge.

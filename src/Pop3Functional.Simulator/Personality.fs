@@ -52,6 +52,11 @@ type Personality =
         Languages: (string * string) list
         /// Put RFC 2449/3206 response codes in brackets after -ERR.
         ResponseCodes: bool
+        /// Mechanisms whose RFC 5034 initial response the server refuses with "-ERR Protocol error.
+        /// Connection is closed. 10", closing the connection: they must be sent in two lines (AUTH,
+        /// an empty challenge, then the response). Exchange Online does this to XOAUTH2
+        /// (getmail6/getmail6#256, marlam/mpop#11).
+        InitialResponseRefused: string list
         /// How an empty SASL challenge is written.
         Continuation: ContinuationStyle
         /// What follows +OK on RETR/TOP.

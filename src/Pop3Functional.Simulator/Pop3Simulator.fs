@@ -84,7 +84,8 @@ type SimulatorOptions =
             Server = this.Server.WithClock clock
         }
 
-    /// These options with USER/PASS, PLAIN and LOGIN refused before TLS (required) or not.
+    /// These options with USER/PASS, PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER refused before TLS
+    /// (required) or not.
     member this.WithRequireTlsForPlaintextAuth(required: bool) =
         { this with
             Server = this.Server.WithRequireTlsForPlaintextAuth required
@@ -203,7 +204,15 @@ type Pop3Simulator
                             ConnectionHost.authenticateAsServerAsync transport certificate stopping.Token
 
                         let connection =
-                            new ServerConnection(options.Server, mailboxes, transcript, session, true, false)
+                            new ServerConnection(
+                                options.Server,
+                                mailboxes,
+                                transcript,
+                                session,
+                                true,
+                                false,
+                                SimulatorCertificate.serverEndPointBinding certificate
+                            )
 
                         do! ConnectionHost.runOverAsync connection transport ssl (Some certificate) stopping.Token
                     else

@@ -18,8 +18,15 @@ type SaslContext =
         ScramSalt: byte[]
         /// The SCRAM iteration count (RFC 5802 §5.1; 4096 or more, RFC 7677 §4).
         ScramIterations: int
-        /// TLS channel-binding data for -PLUS mechanisms (None without TLS). No mechanism here uses it yet.
+        /// The OAuth 2.0 bearer tokens an account accepts (empty: none, or no such user), for XOAUTH2
+        /// and OAUTHBEARER.
+        LookupTokens: string -> string list
+        /// The connection's tls-server-end-point channel-binding data (RFC 5929 §4.1) for the
+        /// SCRAM-*-PLUS mechanisms; None without TLS.
         ChannelBinding: byte[] option
+        /// True when this connection offers a SCRAM-*-PLUS mechanism: a SCRAM client that says "y"
+        /// (it could bind but thinks the server cannot) then sees a downgrade (RFC 5802 §6).
+        ChannelBindingAdvertised: bool
     }
 
 /// The hash a SCRAM mechanism is built on.
@@ -37,8 +44,13 @@ type internal ScramPending =
         Hash: ScramHash
         /// The authentication identity, "=2C"/"=3D" decoded.
         User: string
-        /// The gs2-header as sent ("n,," or "y,,", with an optional authzid), which c= must repeat.
+        /// True for SCRAM-*-PLUS (channel binding, RFC 5802 §6).
+        Plus: bool
+        /// The gs2-header as sent ("n,,", "y,," or "p=tls-server-end-point,,", with an optional
+        /// authzid), which c= must repeat.
         Gs2Header: string
+        /// The channel-binding data c= must carry after the gs2-header (empty without binding).
+        BindingData: byte[]
         /// client-first-message-bare, as sent.
         ClientFirstBare: string
         /// server-first-message, as sent.
@@ -58,13 +70,24 @@ type SaslServerState =
     | LoginAwaitingPassword of user: byte[]
     /// CRAM-MD5: this challenge was sent (RFC 2195 §2).
     | CramAwaitingDigest of challenge: byte[]
-    /// SCRAM without an initial response: the empty challenge was sent; client-first-message comes next.
-    | ScramAwaitingClientFirst of ScramHash
+    /// SCRAM without an initial response: the empty challenge was sent; client-first-message comes
+    /// next (plus: the -PLUS variant).
+    | ScramAwaitingClientFirst of ScramHash * plus: bool
     /// SCRAM: server-first-message was sent; client-final-message comes next.
     | ScramAwaitingClientFinal of ScramPending
     /// SCRAM: server-final-message went out as a challenge; the client's empty response ends it
     /// (RFC 5034 §4).
     | ScramAwaitingAck of user: string
+    /// XOAUTH2 without an initial response: the empty challenge was sent (Microsoft's two-line form).
+    | XOAuth2AwaitingMessage
+    /// XOAUTH2: the error challenge was sent; the client must answer with an empty line.
+    | XOAuth2AwaitingErrorAck
+    /// OAUTHBEARER without an initial response: the empty challenge was sent.
+    | OAuthBearerAwaitingMessage
+    /// OAUTHBEARER: the error challenge was sent; the client must answer %x01 (RFC 7628 §3.2.2).
+    | OAuthBearerAwaitingErrorAck
+    /// A fault plan's exchange that never ends: this many challenges were sent.
+    | Stalling of round: int
 
 /// The result of one step.
 [<RequireQualifiedAccess>]
@@ -188,7 +211,23 @@ module internal SaslPrep =
 [<RequireQualifiedAccess>]
 module SaslServer =
     /// The mechanisms implemented here, uppercase.
-    let mechanisms = [ "PLAIN"; "LOGIN"; "CRAM-MD5"; "SCRAM-SHA-1"; "SCRAM-SHA-256" ]
+    let mechanisms =
+        [
+            "PLAIN"
+            "LOGIN"
+            "CRAM-MD5"
+            "SCRAM-SHA-1"
+            "SCRAM-SHA-256"
+            "SCRAM-SHA-1-PLUS"
+            "SCRAM-SHA-256-PLUS"
+            "XOAUTH2"
+            "OAUTHBEARER"
+        ]
+
+    /// The only channel-binding type the simulator supplies: tls-server-end-point (RFC 5929 §4),
+    /// which a server can derive from its certificate on every TLS version.
+    [<Literal>]
+    let ChannelBindingType = "tls-server-end-point"
 
     /// One text for a wrong password and an unknown user alike, so the reply does not tell which
     /// accounts exist.
@@ -388,14 +427,38 @@ module SaslServer =
         else
             None
 
-    let private scramName =
-        function
-        | Sha1 -> "SCRAM-SHA-1"
-        | Sha256 -> "SCRAM-SHA-256"
+    let private scramName hash plus =
+        let name =
+            match hash with
+            | Sha1 -> "SCRAM-SHA-1"
+            | Sha256 -> "SCRAM-SHA-256"
+
+        if plus then name + "-PLUS" else name
+
+    /// The gs2-cbind-flag (RFC 5802 §6, §7): the channel-binding data c= must carry, or why the
+    /// exchange fails.
+    let private channelBindingFor (context: SaslContext) (name: string) (plus: bool) (flag: string) =
+        match flag with
+        | "n" when plus -> Error $"{name}: the client chose a -PLUS mechanism but no channel binding (RFC 5802 §6)"
+        | "n" -> Ok [||]
+        | "y" when plus -> Error $"{name}: the client chose a -PLUS mechanism but no channel binding (RFC 5802 §6)"
+        // The client could bind but believes the server cannot, while this server offers -PLUS:
+        // someone removed it from the list (RFC 5802 §6, downgrade detection).
+        | "y" when context.ChannelBindingAdvertised ->
+            Error $"{name}: the client supports channel binding and so does this server: a downgrade (RFC 5802 §6)"
+        | "y" -> Ok [||]
+        | _ when flag.StartsWith "p=" && not plus ->
+            Error $"{name}: channel binding requested with a mechanism without -PLUS (RFC 5802 §6)"
+        | _ when flag.StartsWith "p=" ->
+            match flag.Substring 2, context.ChannelBinding with
+            | ChannelBindingType, Some data -> Ok data
+            | ChannelBindingType, None -> Error $"{name}: no channel binding without TLS (RFC 5802 §6)"
+            | _ -> Error $"{name}: unsupported channel binding type; only {ChannelBindingType} (RFC 5929 §4)"
+        | _ -> Error $"{name}: the gs2-cbind-flag is not n, y or p= (RFC 5802 §7)"
 
     /// client-first-message (RFC 5802 §7) and server-first-message in return.
-    let private scramClientFirst (context: SaslContext) hash (message: byte[]) =
-        let name = scramName hash
+    let private scramClientFirst (context: SaslContext) hash plus (message: byte[]) =
+        let name = scramName hash plus
 
         let bad (what: string) = fail $"{name}: {what} (RFC 5802 §7)"
 
@@ -413,15 +476,10 @@ module SaslServer =
                 let parts = text.Split ','
 
                 // gs2-header = gs2-cbind-flag "," [ authzid ] ","
-                if parts.Length < 4 then
-                    bad "client-first-message is not gs2-header, n= and r="
-                elif parts[0].StartsWith "p=" then
-                    // RFC 5802 §6: a client that asks for channel binding must get it or fail; only a
-                    // -PLUS mechanism has it, and none is offered here.
-                    fail $"{name}: channel binding requested, but no -PLUS mechanism is offered (RFC 5802 §6)"
-                elif parts[0] <> "n" && parts[0] <> "y" then
-                    bad "the gs2-cbind-flag is not n, y or p="
-                else
+                match channelBindingFor context name plus parts[0] with
+                | _ when parts.Length < 4 -> bad "client-first-message is not gs2-header, n= and r="
+                | Error reason -> fail reason
+                | Ok bindingData ->
                     let authzid =
                         if parts[1] = "" then
                             Some None
@@ -461,8 +519,10 @@ module SaslServer =
                                 let pending =
                                     {
                                         Hash = hash
+                                        Plus = plus
                                         User = user
                                         Gs2Header = gs2Header
+                                        BindingData = bindingData
                                         ClientFirstBare = bare
                                         ServerFirst = serverFirst
                                         CombinedNonce = combined
@@ -493,7 +553,7 @@ module SaslServer =
     /// server-final-message goes out as a challenge (RFC 5034 §4: additional data with success).
     let private scramClientFinal (context: SaslContext) (pending: ScramPending) (message: byte[]) =
         let bad (what: string) =
-            fail $"{scramName pending.Hash}: {what} (RFC 5802 §7)"
+            fail $"{scramName pending.Hash pending.Plus}: {what} (RFC 5802 §7)"
 
         match utf8 message with
         | None -> bad "client-final-message is not UTF-8"
@@ -508,9 +568,16 @@ module SaslServer =
                 let proof = valueOf 'p' parts[parts.Length - 1] |> Option.bind strictBase64
                 let withoutProof = String.Join(",", parts[.. parts.Length - 2])
 
-                // Without channel binding c= is the gs2-header itself, base64 ("biws" for "n,,").
-                if channelBinding <> Some(Convert.ToBase64String(bytesOf pending.Gs2Header)) then
-                    bad "c= does not repeat the gs2-header"
+                // c= is base64(gs2-header + channel-binding data): "biws" for "n,," (RFC 5802 §7,
+                // cbind-input); with -PLUS the data proves both ends see the same TLS channel.
+                let expected =
+                    Convert.ToBase64String(Array.append (bytesOf pending.Gs2Header) pending.BindingData)
+
+                if channelBinding <> Some expected then
+                    if pending.Plus then
+                        bad "c= does not carry the gs2-header and this connection's channel binding"
+                    else
+                        bad "c= does not repeat the gs2-header"
                 elif nonce <> Some pending.CombinedNonce then
                     bad "r= is not the nonce of server-first-message"
                 elif parts[2 .. parts.Length - 2] |> Array.exists (isAttribute >> not) then
@@ -530,9 +597,196 @@ module SaslServer =
 
     let private scramHashOf =
         function
-        | "SCRAM-SHA-1" -> Some Sha1
-        | "SCRAM-SHA-256" -> Some Sha256
+        | "SCRAM-SHA-1" -> Some(Sha1, false)
+        | "SCRAM-SHA-256" -> Some(Sha256, false)
+        | "SCRAM-SHA-1-PLUS" -> Some(Sha1, true)
+        | "SCRAM-SHA-256-PLUS" -> Some(Sha256, true)
         | _ -> None
+
+    // --- OAuth 2.0 bearer tokens (RFC 6750) for XOAUTH2 and OAUTHBEARER (RFC 7628) ---
+
+    /// b64token (RFC 6750 §2.1): 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+    let private isB64Token (token: string) =
+        let body = token.TrimEnd '='
+
+        body.Length > 0
+        && body |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || "-._~+/".Contains c)
+
+    /// "Bearer" SP token (RFC 6750 §2.1; the scheme is case-insensitive, RFC 7235 §2.1).
+    let private bearerToken (credentials: string) =
+        if
+            credentials.Length > 7
+            && credentials.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+        then
+            let token = credentials.Substring 7
+
+            if isB64Token token then Some token else None
+        else
+            None
+
+    /// True when the account holds this token. Every stored token is compared, each through its
+    /// SHA-256 (equal lengths), in constant time: the time tells neither which token nor how much
+    /// of it matched.
+    let private tokenMatches (context: SaslContext) (user: string) (token: string) =
+        let presented = SHA256.HashData(bytesOf token)
+        let mutable matched = false
+
+        for stored in context.LookupTokens user do
+            let stored = SHA256.HashData(bytesOf stored)
+
+            if CryptographicOperations.FixedTimeEquals(ReadOnlySpan stored, ReadOnlySpan presented) then
+                matched <- true
+
+        matched
+
+    /// The error challenge of XOAUTH2: base64 JSON as Gmail sends it (developers.google.com/gmail/
+    /// imap/xoauth2-protocol, "Error response"); the client answers with an empty line.
+    let XOAuth2ErrorJson =
+        """{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}"""
+
+    /// The error challenge of OAUTHBEARER (RFC 7628 §3.2.2: status, optional scope); the client
+    /// answers %x01.
+    let OAuthBearerErrorJson =
+        """{"status":"invalid_token","schemes":"bearer","scope":"https://mail.google.com/"}"""
+
+    /// user= {user} ^A auth=Bearer {token} ^A ^A (Google's XOAUTH2 protocol page, "Initial
+    /// client response"; Microsoft's "Authenticate an IMAP, POP or SMTP connection using OAuth"),
+    /// strictly: these two pairs in this order and nothing else.
+    let private xoauth2Message (context: SaslContext) (message: byte[]) =
+        let bad (what: string) = fail $"XOAUTH2: {what}"
+
+        match utf8 message with
+        | None -> bad "the message is not UTF-8"
+        | Some text ->
+            let parts = text.Split '\001'
+
+            if parts.Length <> 4 || parts[2] <> "" || parts[3] <> "" then
+                bad "the message is not user=...^Aauth=Bearer ...^A^A"
+            elif not (parts[0].StartsWith "user=") || parts[0].Length = 5 then
+                bad "the first pair is not user= and a name"
+            elif not (parts[1].StartsWith "auth=") then
+                bad "the second pair is not auth="
+            else
+                let user = parts[0].Substring 5
+
+                match bearerToken (parts[1].Substring 5) with
+                | None -> bad "auth= is not \"Bearer\" and a token (RFC 6750 §2.1)"
+                | Some token when tokenMatches context user token -> SaslServerStep.Succeeded user
+                // A bad token or an unknown user: the error challenge, which the client must
+                // answer with an empty line before the -ERR.
+                | Some _ -> SaslServerStep.Challenge(XOAuth2AwaitingErrorAck, bytesOf XOAuth2ErrorJson)
+
+    /// key = 1*ALPHA (RFC 7628 §3.1).
+    let private isKey (key: string) =
+        key.Length > 0 && key |> Seq.forall Char.IsAsciiLetter
+
+    /// value = *(VCHAR / SP / HTAB / CR / LF) (RFC 7628 §3.1).
+    let private isValue (value: string) =
+        value
+        |> Seq.forall (fun c -> (c >= '!' && c <= '~') || c = ' ' || c = '\t' || c = '\r' || c = '\n')
+
+    /// client-resp = gs2-header kvsep *kvpair kvsep, kvsep = %x01, kvpair = key "=" value kvsep
+    /// (RFC 7628 §3.1). auth is required; host and port are accepted; other keys are ignored.
+    let private oauthBearerMessage (context: SaslContext) (message: byte[]) =
+        let bad (what: string) =
+            fail $"OAUTHBEARER: {what} (RFC 7628 §3.1)"
+
+        match utf8 message with
+        | None -> bad "the message is not UTF-8"
+        | Some text ->
+            let first = text.IndexOf ','
+            let second = if first < 0 then -1 else text.IndexOf(',', first + 1)
+
+            if second < 0 then
+                bad "the message does not start with a gs2-header"
+            else
+                let flag = text.Substring(0, first)
+                let authzid = text.Substring(first + 1, second - first - 1)
+                let rest = text.Substring(second + 1)
+
+                let user =
+                    if authzid = "" then
+                        Ok None
+                    else
+                        match valueOf 'a' authzid |> Option.bind decodeSaslName with
+                        | Some user -> Ok(Some user)
+                        | None -> Error "the authzid is not a=saslname"
+
+                let pairs =
+                    if rest.Length >= 2 && rest.StartsWith '\001' && rest.EndsWith "\001\001" then
+                        let inner = rest.Substring(1, rest.Length - 2)
+                        let items = inner.Split '\001'
+                        // inner ends with the kvsep of its last pair, so the last item is empty.
+                        items[.. items.Length - 2]
+                        |> Array.map (fun item ->
+                            let equals = item.IndexOf '='
+
+                            if equals > 0 then
+                                Some(item.Substring(0, equals), item.Substring(equals + 1))
+                            else
+                                None)
+                        |> Some
+                    else
+                        None
+
+                match flag, user, pairs with
+                | f, _, _ when f.StartsWith "p=" ->
+                    fail "OAUTHBEARER: channel binding is not supported by this mechanism (RFC 7628 §3.1)"
+                | f, _, _ when f <> "n" && f <> "y" -> bad "the gs2-cbind-flag is not n or y"
+                | _, Error what, _ -> bad what
+                | _, _, None -> bad "the key/value pairs are not framed by %x01"
+                | _, _, Some pairs when pairs |> Array.exists Option.isNone -> bad "a pair is not key=value"
+                | _, Ok user, Some pairs ->
+                    let pairs = pairs |> Array.choose id
+                    let keys = pairs |> Array.map fst
+
+                    if keys |> Array.exists (isKey >> not) then
+                        bad "a key is not letters"
+                    elif pairs |> Array.exists (snd >> isValue >> not) then
+                        bad "a value holds a control character"
+                    elif (keys |> Array.distinct).Length <> keys.Length then
+                        bad "a key appears twice"
+                    elif
+                        pairs
+                        |> Array.exists (fun (k, v) ->
+                            k = "port" && (v = "" || not (v |> Seq.forall Char.IsAsciiDigit)))
+                    then
+                        bad "port= is not a number"
+                    else
+                        match pairs |> Array.tryFind (fun (k, _) -> k = "auth") |> Option.map snd, user with
+                        | None, _ -> bad "auth= is missing"
+                        // The account is named by the authzid, as Gmail's clients send it; the
+                        // simulator does not look accounts up by token.
+                        | Some _, None -> fail "OAUTHBEARER: the simulator needs the authzid (a=) to find the account"
+                        | Some credentials, Some user ->
+                            match bearerToken credentials with
+                            | None -> bad "auth= is not \"Bearer\" and a token"
+                            | Some token when tokenMatches context user token -> SaslServerStep.Succeeded user
+                            | Some _ ->
+                                SaslServerStep.Challenge(OAuthBearerAwaitingErrorAck, bytesOf OAuthBearerErrorJson)
+
+    /// One more challenge of an exchange that never ends (the SaslEndlessChallenges fault).
+    let internal stall (round: int) =
+        SaslServerStep.Challenge(Stalling round, bytesOf $"round {round}; more to come")
+
+    /// The user an exchange will authenticate once the client acknowledges server-final-message
+    /// (SCRAM's v=), when state is that last step; None otherwise. Fault plans use it to leave out
+    /// or falsify the server signature.
+    let internal awaitingFinalAck (state: SaslServerState) =
+        match state with
+        | ScramAwaitingAck user -> Some user
+        | _ -> None
+
+    /// server-final-message with a falsified signature: v= with its first bit flipped.
+    let internal tamperServerFinal (serverFinal: byte[]) =
+        match utf8 serverFinal with
+        | Some text when text.StartsWith "v=" ->
+            match strictBase64 (text.Substring 2) with
+            | Some signature when signature.Length > 0 ->
+                signature[0] <- signature[0] ^^^ 1uy
+                bytesOf ("v=" + Convert.ToBase64String signature)
+            | _ -> serverFinal
+        | _ -> serverFinal
 
     /// Starts an exchange. mechanism is compared case-insensitively; initialResponse is the decoded
     /// RFC 5034 initial response (Some [||] for "="). An unknown mechanism gives Error with a message.
@@ -559,10 +813,15 @@ module SaslServer =
         // The server speaks first in CRAM-MD5 (RFC 2195 §2): an initial response is a protocol error
         // (RFC 4422 §3.3).
         | "CRAM-MD5", Some _ -> Ok(fail "CRAM-MD5: the server speaks first; an initial response is not allowed")
+        // Microsoft's two-line form: AUTH XOAUTH2, an empty challenge, then the message.
+        | "XOAUTH2", None -> Ok(SaslServerStep.Challenge(XOAuth2AwaitingMessage, [||]))
+        | "XOAUTH2", Some message -> Ok(xoauth2Message context message)
+        | "OAUTHBEARER", None -> Ok(SaslServerStep.Challenge(OAuthBearerAwaitingMessage, [||]))
+        | "OAUTHBEARER", Some message -> Ok(oauthBearerMessage context message)
         | _ ->
             match scramHashOf name, initialResponse with
-            | Some hash, None -> Ok(SaslServerStep.Challenge(ScramAwaitingClientFirst hash, [||]))
-            | Some hash, Some message -> Ok(scramClientFirst context hash message)
+            | Some(hash, plus), None -> Ok(SaslServerStep.Challenge(ScramAwaitingClientFirst(hash, plus), [||]))
+            | Some(hash, plus), Some message -> Ok(scramClientFirst context hash plus message)
             | None, _ -> Error $"unknown SASL mechanism: {mechanism}"
 
     /// Continues with the client's decoded response line.
@@ -572,9 +831,18 @@ module SaslServer =
         | LoginAwaitingUser -> SaslServerStep.Challenge(LoginAwaitingPassword response, passwordPrompt)
         | LoginAwaitingPassword user -> loginPassword context user response
         | CramAwaitingDigest challenge -> cramResponse context challenge response
-        | ScramAwaitingClientFirst hash -> scramClientFirst context hash response
+        | ScramAwaitingClientFirst(hash, plus) -> scramClientFirst context hash plus response
         | ScramAwaitingClientFinal pending -> scramClientFinal context pending response
         // RFC 5802 §5: the exchange ends with the client's check of server-final-message; its
         // answer carries nothing (RFC 5034 §4).
         | ScramAwaitingAck user when response.Length = 0 -> SaslServerStep.Succeeded user
         | ScramAwaitingAck _ -> fail "SCRAM: the answer to server-final-message must be empty (RFC 5034 §4)"
+        | XOAuth2AwaitingMessage -> xoauth2Message context response
+        | XOAuth2AwaitingErrorAck when response.Length = 0 -> fail rejected
+        | XOAuth2AwaitingErrorAck -> fail "XOAUTH2: the answer to the error challenge must be empty"
+        | OAuthBearerAwaitingMessage -> oauthBearerMessage context response
+        // RFC 7628 §3.2.2: the client answers the error with a lone %x01, then the server fails.
+        | OAuthBearerAwaitingErrorAck when response = [| 1uy |] -> fail rejected
+        | OAuthBearerAwaitingErrorAck ->
+            fail "OAUTHBEARER: the answer to the error challenge must be %x01 (RFC 7628 §3.2.2)"
+        | Stalling round -> stall (round + 1)

@@ -14,7 +14,7 @@ type ServerOptions =
         Hostname: string
         /// The base seed: session k's randomness derives from (Seed, k), so runs repeat exactly.
         Seed: int
-        /// Refuse USER/PASS, PLAIN and LOGIN before TLS.
+        /// Refuse USER/PASS, PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER before TLS.
         RequireTlsForPlaintextAuth: bool
         /// The longest command line accepted, CRLF included (RFC 2449 §4: 255).
         MaxCommandOctets: int
@@ -63,7 +63,8 @@ type ServerOptions =
         ArgumentException.ThrowIfNullOrWhiteSpace hostname
         { this with Hostname = hostname }
 
-    /// This configuration with USER/PASS, PLAIN and LOGIN refused before TLS (required) or not.
+    /// This configuration with USER/PASS, PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER refused before TLS
+    /// (required) or not.
     member this.WithRequireTlsForPlaintextAuth(required: bool) =
         { this with
             RequireTlsForPlaintextAuth = required
@@ -113,7 +114,9 @@ type ServerAction =
 
 /// One client connection to a simulated server: the pure server machine, the shared mailboxes
 /// and the wire. A host's loop: call Next; Write, Delay, StartTls, Close or Hang as it says; on
-/// ReadInput, read and Feed. Not thread-safe: one connection, one loop.
+/// ReadInput, read and Feed. Not thread-safe: one connection, one loop. With tlsActive (implicit
+/// TLS), channelBinding is the tls-server-end-point data of the server's certificate
+/// (SimulatorCertificate.serverEndPointBinding), which SCRAM-*-PLUS needs; null offers no -PLUS.
 [<Sealed>]
 type ServerConnection
     (
@@ -122,7 +125,8 @@ type ServerConnection
         transcript: Transcript,
         session: int,
         tlsActive: bool,
-        stlsAvailable: bool
+        stlsAvailable: bool,
+        channelBinding: byte[]
     ) =
     let clock =
         if isNull options.Clock then
@@ -150,6 +154,8 @@ type ServerConnection
             MaxSaslResponseOctets = options.MaxSaslResponseOctets
             ScramIterations = options.ScramIterations
             LookupPassword = mailboxes.Password
+            LookupTokens = mailboxes.Tokens
+            ChannelBinding = if tlsActive then Option.ofObj channelBinding else None
         }
 
     let transmitter = new Transmitter(options.Faults)
@@ -195,9 +201,14 @@ type ServerConnection
         state <- initial
         handle greeting
 
+    /// A connection with a transcript (null: none). With tlsActive (implicit TLS) no SCRAM-*-PLUS
+    /// mechanism is offered: use the constructor that takes the channel-binding data.
+    new(options, mailboxes, transcript, session, tlsActive, stlsAvailable) =
+        new ServerConnection(options, mailboxes, transcript, session, tlsActive, stlsAvailable, null)
+
     /// A connection that keeps no transcript.
     new(options, mailboxes, session, tlsActive, stlsAvailable) =
-        new ServerConnection(options, mailboxes, null, session, tlsActive, stlsAvailable)
+        new ServerConnection(options, mailboxes, null, session, tlsActive, stlsAvailable, null)
 
     /// The server machine's state now.
     member _.State = state
@@ -228,7 +239,9 @@ type ServerConnection
         handle outputs
         closed <- true
 
-    /// The TLS handshake asked for by StartTls is complete.
+    /// The TLS handshake asked for by StartTls is complete; channelBinding is the tls-server-end-point
+    /// data of the server's certificate (SimulatorCertificate.serverEndPointBinding), which the
+    /// SCRAM-*-PLUS mechanisms need (null: they are not offered).
     member _.TlsEstablished(channelBinding: byte[]) =
         let next, outputs =
             ServerMachine.step state (ServerInput.TlsEstablished(Option.ofObj channelBinding))

@@ -50,6 +50,8 @@ type ServerSession =
         Utf8: bool
         /// TLS protects the connection.
         TlsActive: bool
+        /// The tls-server-end-point data of the TLS channel (RFC 5929 §4.1), for SCRAM-*-PLUS.
+        ChannelBinding: byte[] option
         /// The APOP timestamp of the greeting, when APOP is on.
         Timestamp: string option
         /// The state of the session's random generator (SplitMix64).
@@ -140,13 +142,25 @@ module ServerMachine =
     let private plaintextAllowed (s: ServerSession) =
         s.TlsActive || not s.Settings.RequireTlsForPlaintextAuth
 
+    /// Mechanisms that put a reusable secret on the wire: a password (PLAIN, LOGIN) or a bearer
+    /// token (XOAUTH2, OAUTHBEARER; RFC 7628 §5 requires TLS for them).
     let private isPlaintextMechanism (m: string) =
         m.Equals("PLAIN", StringComparison.OrdinalIgnoreCase)
         || m.Equals("LOGIN", StringComparison.OrdinalIgnoreCase)
+        || m.Equals("XOAUTH2", StringComparison.OrdinalIgnoreCase)
+        || m.Equals("OAUTHBEARER", StringComparison.OrdinalIgnoreCase)
+
+    let private isChannelBindingMechanism (m: string) =
+        m.EndsWith("-PLUS", StringComparison.OrdinalIgnoreCase)
+
+    /// -PLUS mechanisms need the TLS channel's binding data (RFC 5802 §6): without TLS, or with a
+    /// host that supplied none, they are not offered.
+    let private channelBindingAvailable (s: ServerSession) = s.TlsActive && s.ChannelBinding.IsSome
 
     let private offeredMechanisms (s: ServerSession) =
         s.Settings.Personality.SaslMechanisms
         |> List.filter (fun m -> plaintextAllowed s || not (isPlaintextMechanism m))
+        |> List.filter (fun m -> channelBindingAvailable s || not (isChannelBindingMechanism m))
 
     let private stlsOffered (s: ServerSession) =
         s.Settings.StlsAvailable && not s.TlsActive
@@ -268,6 +282,7 @@ module ServerMachine =
                 VerbCounts = Map.empty
                 Utf8 = false
                 TlsActive = settings.TlsActive
+                ChannelBinding = if settings.TlsActive then settings.ChannelBinding else None
                 Timestamp = timestamp
                 Random = random
             }
@@ -331,7 +346,9 @@ module ServerMachine =
             Hostname = s.Settings.Hostname
             ScramSalt = salt
             ScramIterations = s.Settings.ScramIterations
-            ChannelBinding = None
+            LookupTokens = s.Settings.LookupTokens
+            ChannelBinding = if channelBindingAvailable s then s.ChannelBinding else None
+            ChannelBindingAdvertised = offeredMechanisms s |> List.exists isChannelBindingMechanism
         }
 
     let private saslContext (ctx: Ctx) =
@@ -340,9 +357,19 @@ module ServerMachine =
         ctx.S <- { ctx.S with Random = random }
         contextOf ctx.S nonce salt
 
+    let private hugeChallenge (s: ServerSession) =
+        s.Settings.Faults.Faults
+        |> List.tryPick (function
+            | Fault.SaslHugeChallenge octets -> Some octets
+            | _ -> None)
+
     let private sendChallenge (ctx: Ctx) (challenge: byte[]) =
         if hasFault ctx.S Fault.SaslNotBase64 then
             send ctx "+ this*is*not*base64!"
+        elif (hugeChallenge ctx.S).IsSome then
+            // "A" * 4k is valid base64 (zero octets), so only the size is wrong.
+            let octets = (max 4 (hugeChallenge ctx.S).Value + 3) / 4 * 4
+            send ctx ("+ " + String('A', octets))
         elif challenge.Length = 0 then
             match ctx.S.Settings.Personality.Continuation with
             | ContinuationStyle.BarePlus -> send ctx "+"
@@ -353,14 +380,23 @@ module ServerMachine =
     /// The exchange keeps the context it started with: SCRAM's server nonce and salt must be the
     /// same in every step (RFC 5802 §3).
     let private saslStep (ctx: Ctx) (mechanism: string) (context: SaslContext) (step: SaslServerStep) =
-        match step with
-        | SaslServerStep.Challenge(state, challenge) ->
-            sendChallenge ctx challenge
+        let challenge (state: SaslServerState) (bytes: byte[]) =
+            sendChallenge ctx bytes
 
             ctx.S <-
                 { ctx.S with
                     Phase = ServerPhase.SaslExchange(mechanism, state, context.Nonce, context.ScramSalt)
                 }
+
+        match step with
+        | SaslServerStep.Challenge(state, bytes) ->
+            // SCRAM's server-final-message (v=) is where a server proves it knows the password
+            // (RFC 5802 §5); these faults leave it out or falsify it.
+            match SaslServer.awaitingFinalAck state with
+            | Some user when hasFault ctx.S Fault.ScramMissingServerSignature -> openMaildrop ctx user
+            | Some _ when hasFault ctx.S Fault.ScramBadServerSignature ->
+                challenge state (SaslServer.tamperServerFinal bytes)
+            | _ -> challenge state bytes
         | SaslServerStep.Succeeded user -> openMaildrop ctx user
         | SaslServerStep.Failed reason ->
             // The mechanisms say why in lowercase ("authentication failed"); a sentence reads better.
@@ -415,7 +451,22 @@ module ServerMachine =
                     | _ -> Error()
 
                 match initial with
+                | Ok(Some _) when
+                    ctx.S.Settings.Personality.InitialResponseRefused
+                    |> List.exists (fun m -> m.Equals(mechanism, StringComparison.OrdinalIgnoreCase))
+                    ->
+                    // Exchange Online and XOAUTH2 (getmail6/getmail6#256): the two-line form only.
+                    send ctx "-ERR Protocol error. Connection is closed. 10"
+                    ctx.Out.Add ServerOutput.Close
+
+                    ctx.S <-
+                        { ctx.S with
+                            Phase = ServerPhase.Closed
+                        }
                 | Error() -> err ctx None "Invalid base64 data in initial response."
+                | Ok _ when hasFault ctx.S Fault.SaslEndlessChallenges ->
+                    let context = saslContext ctx
+                    saslStep ctx mechanism context (SaslServer.stall 1)
                 | Ok initial ->
                     let context = saslContext ctx
 
@@ -734,6 +785,10 @@ module ServerMachine =
 
     // ---- command lines ----
 
+    /// The verbs a line outside an exchange may start with and still be shown: the POP3 commands
+    /// (the client core's own list) and qmail's LAST.
+    let private knownVerbs = Pop3Functional.Core.Request.Reserved.Add "LAST"
+
     /// The line for transcripts: passwords and SASL data never appear.
     let private redacted (s: ServerSession) (line: string) =
         // Judged on whitespace-separated tokens, however the line is spaced: a secret must not
@@ -755,6 +810,16 @@ module ServerMachine =
             else
                 "APOP [redacted]"
         | _ when first = "AUTH" && tokens.Length > 2 -> $"AUTH {tokens[1]} [redacted]"
+        // A lone word that is no command: most likely a SASL response the server did not wait
+        // for (a two-line AUTH refused, or pipelined behind an AUTH that failed), so a token or
+        // a password hash; it is not shown.
+        | _ when
+            tokens.Length = 1
+            && tokens[0].Length >= 8
+            && not (knownVerbs.Contains first)
+            && not (s.Settings.Personality.PrivateCommands.ContainsKey first)
+            ->
+            "[unrecognised line redacted]"
         | _ -> line
 
     /// An -ERR ends an AUTH exchange for the client (RFC 5034 §4), so it ends it here too.
@@ -995,13 +1060,14 @@ module ServerMachine =
         match input with
         | ServerInput.Received bytes -> received ctx bytes.Span
         | ServerInput.EndOfStream -> endOfStream ctx
-        | ServerInput.TlsEstablished _ ->
+        | ServerInput.TlsEstablished channelBinding ->
             match ctx.S.Phase with
             | ServerPhase.AwaitingTls ->
                 ctx.S <-
                     { ctx.S with
                         Phase = ServerPhase.Authorization None
                         TlsActive = true
+                        ChannelBinding = channelBinding
                         Pending = [||]
                     }
             | _ -> ()

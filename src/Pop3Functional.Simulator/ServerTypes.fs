@@ -20,7 +20,8 @@ type ServerSettings =
         Seed: uint64
         /// The time the connection started (the APOP timestamp's clock part).
         StartTime: DateTimeOffset
-        /// Refuse USER/PASS, PLAIN and LOGIN before TLS (Dovecot's disable_plaintext_auth).
+        /// Refuse USER/PASS, PLAIN, LOGIN, XOAUTH2 and OAUTHBEARER before TLS (Dovecot's
+        /// disable_plaintext_auth).
         RequireTlsForPlaintextAuth: bool
         /// The longest command line accepted, CRLF included (RFC 2449 §4: 255 octets).
         MaxCommandOctets: int
@@ -30,6 +31,12 @@ type ServerSettings =
         ScramIterations: int
         /// The password of an account (None: no such account).
         LookupPassword: string -> string option
+        /// The OAuth 2.0 bearer tokens an account accepts (XOAUTH2, OAUTHBEARER; empty: none).
+        LookupTokens: string -> string list
+        /// With implicit TLS (TlsActive): the tls-server-end-point channel-binding data of the
+        /// server's certificate (RFC 5929 §4.1), for SCRAM-*-PLUS; None offers no -PLUS mechanism.
+        /// After STLS the data comes with TlsEstablished.
+        ChannelBinding: byte[] option
     }
 
 /// How a RETR/TOP body deviates from the stored message, by a fault plan.

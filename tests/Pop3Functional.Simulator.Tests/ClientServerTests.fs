@@ -833,6 +833,8 @@ let private machineSettings (store: MailStore ref) =
         MaxSaslResponseOctets = 65536
         ScramIterations = 4096
         LookupPassword = fun u -> MailStore.password u store.Value
+        LookupTokens = fun u -> MailStore.tokens u store.Value
+        ChannelBinding = None
     }
 
 /// Steps the pure machine, answering its host requests as ServerConnection would; returns every

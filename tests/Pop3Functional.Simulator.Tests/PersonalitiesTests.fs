@@ -6,8 +6,7 @@ open Pop3Functional.Core
 open Pop3Functional.Simulator
 
 /// The mechanisms the simulator implements.
-let private implemented =
-    set [ "PLAIN"; "LOGIN"; "CRAM-MD5"; "SCRAM-SHA-1"; "SCRAM-SHA-256" ]
+let private implemented = set SaslServer.mechanisms
 
 /// The CAPA lines a client would see, with the "SASL" substitution the server makes (STLS is kept,
 /// as on a connection where it is possible).
@@ -175,7 +174,7 @@ let tests =
                 let before = parse p p.CapabilitiesBeforeLogin
                 let after = parse p p.CapabilitiesAfterLogin
 
-                Expect.equal before.Sasl [ "PLAIN" ] "SASL before login"
+                Expect.equal before.Sasl [ "PLAIN"; "XOAUTH2"; "OAUTHBEARER" ] "SASL before login"
                 Expect.isFalse before.Pipelining "no PIPELINING before login"
                 Expect.isEmpty after.Sasl "no SASL after login"
                 Expect.isTrue after.Pipelining "PIPELINING after login"

@@ -249,6 +249,8 @@ let tests =
                         MaxSaslResponseOctets = 65536
                         ScramIterations = 4096
                         LookupPassword = fun _ -> Some "secret"
+                        LookupTokens = fun _ -> []
+                        ChannelBinding = None
                     }
 
                 let s, _ = ServerMachine.create settings

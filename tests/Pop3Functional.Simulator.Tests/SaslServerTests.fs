@@ -7,10 +7,15 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open Pop3Functional.Simulator
+open Pop3Functional.Simulator.Tests.SaslSteps
 
 let private utf8 (s: string) = Encoding.UTF8.GetBytes s
 let private text (b: byte[]) = Encoding.UTF8.GetString b
 
+/// The tls-server-end-point data every test context holds (SCRAM-*-PLUS binds to it).
+let private testBinding = Array.init 32 (fun i -> byte (i * 7 + 3))
+
+/// Each user's password doubles as the user's one bearer token (XOAUTH2, OAUTHBEARER).
 let private contextWith (users: (string * string) list) (nonce: string) (salt: byte[]) (iterations: int) =
     {
         LookupPassword = fun user -> users |> List.tryFind (fun (u, _) -> u = user) |> Option.map snd
@@ -18,32 +23,14 @@ let private contextWith (users: (string * string) list) (nonce: string) (salt: b
         Hostname = "pop.example.org"
         ScramSalt = salt
         ScramIterations = iterations
-        ChannelBinding = None
+        LookupTokens = fun user -> users |> List.filter (fun (u, _) -> u = user) |> List.map snd
+        ChannelBinding = Some testBinding
+        ChannelBindingAdvertised = false
     }
 
 /// alice/secret, bob/hunter2; a fixed nonce and salt.
 let private context =
     contextWith [ "alice", "secret"; "bob", "hunter2" ] "N0nce-ABCDEFGHIJKLmnop" (Array.init 16 byte) 4096
-
-let private started ctx mechanism initial =
-    match SaslServer.start ctx mechanism initial with
-    | Ok step -> step
-    | Error e -> failtestf "start %s: %s" mechanism e
-
-let private challenged step =
-    match step with
-    | SaslServerStep.Challenge(state, bytes) -> state, bytes
-    | other -> failtestf "expected a challenge, got %A" other
-
-let private expectSucceeded user step =
-    match step with
-    | SaslServerStep.Succeeded u -> Expect.equal u user "authenticated user"
-    | other -> failtestf "expected success as %s, got %A" user other
-
-let private expectFailed step =
-    match step with
-    | SaslServerStep.Failed reason -> reason
-    | other -> failtestf "expected a failure, got %A" other
 
 /// Starts, then answers every challenge with the next response; the step the last one gives.
 let private exchange ctx mechanism initial (responses: byte[] list) =
@@ -56,19 +43,22 @@ let private exchange ctx mechanism initial (responses: byte[] list) =
 
 // --- a client, written from the RFCs, to play against the server ---
 
-let private hashName =
-    function
-    | "SCRAM-SHA-1" -> HashAlgorithmName.SHA1, 20
-    | _ -> HashAlgorithmName.SHA256, 32
+let private isSha1 (mechanism: string) = mechanism.StartsWith "SCRAM-SHA-1"
+
+let private hashName (mechanism: string) =
+    if isSha1 mechanism then
+        HashAlgorithmName.SHA1, 20
+    else
+        HashAlgorithmName.SHA256, 32
 
 let private clientHmac (mechanism: string) (key: byte[]) (data: byte[]) =
-    if mechanism = "SCRAM-SHA-1" then
+    if isSha1 mechanism then
         HMACSHA1.HashData(key, data)
     else
         HMACSHA256.HashData(key, data)
 
 let private clientHash (mechanism: string) (data: byte[]) =
-    if mechanism = "SCRAM-SHA-1" then
+    if isSha1 mechanism then
         SHA1.HashData data
     else
         SHA256.HashData data
@@ -103,8 +93,15 @@ let private scramClientFinalWith
     let clientKey = clientHmac mechanism salted (utf8 "Client Key")
     let storedKey = clientHash mechanism clientKey
 
+    // cbind-input (RFC 5802 §7): the gs2-header, then the channel-binding data with p=.
+    let cbindInput =
+        if gs2Header.StartsWith "p=" then
+            Array.append (utf8 gs2Header) testBinding
+        else
+            utf8 gs2Header
+
     let withoutProof =
-        $"c={Convert.ToBase64String(utf8 gs2Header)},r={defaultArg nonce a['r']}"
+        $"c={Convert.ToBase64String cbindInput},r={defaultArg nonce a['r']}"
 
     let authMessage = utf8 (clientFirstBare + "," + serverFirst + "," + withoutProof)
     let signature = clientHmac mechanism storedKey authMessage
@@ -147,8 +144,44 @@ let private client ctx (mechanism: string) (user: string) (password: string) (cl
         let state, challenge = challenged (started ctx mechanism None)
         let digest = HMACMD5.HashData(utf8 password, challenge)
         respond state (utf8 (user + " " + Convert.ToHexStringLower digest))
+    | "XOAUTH2" ->
+        // The password is the bearer token; an error challenge is answered with an empty line.
+        let message = utf8 ("user=" + user + "\001auth=Bearer " + password + "\001\001")
+
+        let step =
+            if initial then
+                started ctx mechanism (Some message)
+            else
+                let state, challenge = challenged (started ctx mechanism None)
+                Expect.equal challenge [||] "XOAUTH2: empty challenge first (two-line form)"
+                respond state message
+
+        match step with
+        | SaslServerStep.Challenge(state, _) -> respond state [||]
+        | other -> other
+    | "OAUTHBEARER" ->
+        let message =
+            utf8 ($"n,a={escapeName user},\001host=pop.example.org\001port=995\001auth=Bearer {password}\001\001")
+
+        let step =
+            if initial then
+                started ctx mechanism (Some message)
+            else
+                let state, challenge = challenged (started ctx mechanism None)
+                Expect.equal challenge [||] "OAUTHBEARER: empty challenge first"
+                respond state message
+
+        // RFC 7628 §3.2.2: the error challenge is answered with %x01.
+        match step with
+        | SaslServerStep.Challenge(state, _) -> respond state [| 1uy |]
+        | other -> other
     | _ ->
-        let gs2Header = "n,,"
+        let gs2Header =
+            if mechanism.EndsWith "-PLUS" then
+                "p=tls-server-end-point,,"
+            else
+                "n,,"
+
         let bare = $"n={escapeName user},r={clientNonce}"
 
         let first =
@@ -263,7 +296,8 @@ let private rfc7677Final =
 let private rfc5802AfterFirst () =
     fst (challenged (started rfc5802Context "SCRAM-SHA-1" (Some(utf8 rfc5802First))))
 
-let private scramMechanisms = [ "SCRAM-SHA-1"; "SCRAM-SHA-256" ]
+let private scramMechanisms =
+    [ "SCRAM-SHA-1"; "SCRAM-SHA-256"; "SCRAM-SHA-1-PLUS"; "SCRAM-SHA-256-PLUS" ]
 
 [<Tests>]
 let tests =
@@ -273,10 +307,20 @@ let tests =
             testList
                 "mechanisms"
                 [
-                    test "the five mechanisms, uppercase" {
+                    test "the nine mechanisms, uppercase" {
                         Expect.equal
                             SaslServer.mechanisms
-                            [ "PLAIN"; "LOGIN"; "CRAM-MD5"; "SCRAM-SHA-1"; "SCRAM-SHA-256" ]
+                            [
+                                "PLAIN"
+                                "LOGIN"
+                                "CRAM-MD5"
+                                "SCRAM-SHA-1"
+                                "SCRAM-SHA-256"
+                                "SCRAM-SHA-1-PLUS"
+                                "SCRAM-SHA-256-PLUS"
+                                "XOAUTH2"
+                                "OAUTHBEARER"
+                            ]
                             "mechanisms"
                     }
 
@@ -286,7 +330,7 @@ let tests =
                     }
 
                     test "an unknown mechanism is an Error" {
-                        for name in [ "GSSAPI"; "SCRAM-SHA-256-PLUS"; "XOAUTH2"; ""; "PLAIN " ] do
+                        for name in [ "GSSAPI"; "SCRAM-SHA-512-PLUS"; "XOAUTH"; ""; "PLAIN " ] do
                             Expect.isError (SaslServer.start context name None) name
                     }
 
@@ -525,7 +569,7 @@ let tests =
                         let gs2 = "n,a=alice,"
                         let bare = "n=alice,r=cn"
 
-                        for mechanism in scramMechanisms do
+                        for mechanism in [ "SCRAM-SHA-1"; "SCRAM-SHA-256" ] do
                             let state, serverFirst =
                                 challenged (started context mechanism (Some(utf8 (gs2 + bare))))
 

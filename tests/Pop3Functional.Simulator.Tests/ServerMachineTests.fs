@@ -8,53 +8,12 @@ open System.Text
 open Expecto
 open FsCheck
 open Pop3Functional.Simulator
+open Pop3Functional.Simulator.Tests.ServerConversation
 
 let private clock = DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero)
 
 let private options (personality: Personality) =
     (ServerOptions.Create personality).WithClock(Func<_>(fun () -> clock))
-
-/// A server conversation driven line by line: everything the server writes is collected as text.
-type private Conversation(options: ServerOptions, boxes: Mailboxes, ?stls: bool, ?session: int) =
-    let conn =
-        new ServerConnection(options, boxes, Transcript(), defaultArg session 1, false, defaultArg stls false)
-
-    let buffer = Array.zeroCreate<byte> 65536
-    let mutable startTls = false
-    let mutable closed = false
-
-    member _.Connection = conn
-    member _.StartTlsRequested = startTls
-    member _.Closed = closed
-
-    /// Everything the server writes until it waits for input (or closes).
-    member _.Drain() =
-        let text = StringBuilder()
-        let mutable go = true
-
-        while go do
-            let action = conn.Next(Span buffer)
-
-            match action.Kind with
-            | ServerActionKind.Write -> text.Append(Encoding.Latin1.GetString(buffer, 0, action.Count)) |> ignore
-            | ServerActionKind.StartTls ->
-                startTls <- true
-                go <- false
-            | ServerActionKind.Close ->
-                closed <- true
-                go <- false
-            | ServerActionKind.Delay -> ()
-            | _ -> go <- false
-
-        text.ToString()
-
-    /// Sends raw octets and returns the reply text.
-    member this.Raw(bytes: string) =
-        conn.Feed(ReadOnlyMemory(Encoding.Latin1.GetBytes bytes))
-        this.Drain()
-
-    /// Sends one command line and returns the reply text.
-    member this.Say(line: string) = this.Raw(line + "\r\n")
 
 let private mailbox () =
     let boxes = Mailboxes()
@@ -100,8 +59,8 @@ let tests =
 
                 Expect.stringContains
                     withoutTls
-                    "\r\nSASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256\r\n"
-                    "SASL line"
+                    "\r\nSASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256 XOAUTH2 OAUTHBEARER\r\n"
+                    "SASL line (no -PLUS without TLS)"
 
                 Expect.stringStarts withoutTls "+OK Capability list follows\r\nTOP\r\nUSER\r\n" "start"
                 Expect.stringEnds withoutTls "IMPLEMENTATION Pop3Functional.Simulator\r\n.\r\n" "end"
@@ -314,7 +273,7 @@ let tests =
 
                 Expect.equal
                     (c.Say "AUTH")
-                    "+OK Supported mechanisms follow\r\nPLAIN\r\nLOGIN\r\nCRAM-MD5\r\nSCRAM-SHA-1\r\nSCRAM-SHA-256\r\n.\r\n"
+                    "+OK Supported mechanisms follow\r\nPLAIN\r\nLOGIN\r\nCRAM-MD5\r\nSCRAM-SHA-1\r\nSCRAM-SHA-256\r\nXOAUTH2\r\nOAUTHBEARER\r\n.\r\n"
                     "list"
 
                 let e = Conversation(options Personalities.exchange, mailbox ())
