@@ -62,7 +62,10 @@ public sealed partial class Pop3Connection : IAsyncDisposable
         this.socket = socket;
         this.stream = stream;
         this.endpoint = endpoint;
-        machine = new Pop3Machine(options.EffectiveCore());
+        // Over implicit TLS the core needs the channel-binding data from the start (SCRAM-*-PLUS).
+        machine = stream is System.Net.Security.SslStream ssl
+            ? Pop3Machine.CreateOverTls(options.EffectiveCore(), Transport.ChannelBinding(ssl)!)
+            : new Pop3Machine(options.EffectiveCore());
         reader = NewReader(stream);
         log = new ProtocolLog(options.Logger, endpoint);
         speed = new LowSpeedRule(options.LowSpeedLimitOctets, options.LowSpeedTime, endpoint);
@@ -751,14 +754,6 @@ public sealed partial class Pop3Connection : IAsyncDisposable
     public async ValueTask<FSharpResult<Pop3Stat, Pop3Error>> LoginApopAsync(string user, Secret password, CancellationToken cancellationToken = default) =>
         LoggedIn(await RunAsync(Pop3Request.Apop(user, password), null, cancellationToken).ConfigureAwait(false));
 
-    /// <summary>
-    /// Logs in with the strongest method available without SASL: APOP when the greeting offers a
-    /// timestamp the core accepts (RFC 1939 §7; discarded after STLS), else USER/PASS (sent only over
-    /// TLS unless plaintext credentials were allowed). A failure is returned as it is: never retried
-    /// by a weaker method (MailKit falls back to USER/PASS after an APOP rejection; this does not).
-    /// </summary>
-    public ValueTask<FSharpResult<Pop3Stat, Pop3Error>> LoginAutoAsync(string user, Secret password, CancellationToken cancellationToken = default) =>
-        Greeting.ApopAvailable ? LoginApopAsync(user, password, cancellationToken) : LoginAsync(user, password, cancellationToken);
 
     private FSharpResult<Pop3Stat, Pop3Error> LoggedIn(FSharpResult<Pop3Output, Pop3Error> result)
     {

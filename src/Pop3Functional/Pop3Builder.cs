@@ -33,6 +33,9 @@ public sealed record Pop3Builder
 
     internal bool OwnsPassword { get; init; }
 
+    /// <summary>True when the secret is an OAuth 2 access token (<see cref="WithOAuth2(string, Secret)"/>), not a password.</summary>
+    internal bool IsToken { get; init; }
+
     internal Pop3Mechanism Mechanism { get; init; } = Pop3Mechanism.Auto;
 
     internal ILogger? Logger { get; init; }
@@ -131,7 +134,13 @@ public sealed record Pop3Builder
         return (this with { User = user, Password = null }).Checked(CredentialsOption, null);
     }
 
-    /// <summary>How to log in: <see cref="Pop3Mechanism.Auto"/> (default), <see cref="Pop3Mechanism.UserPass"/>, <see cref="Pop3Mechanism.Apop"/> or <see cref="Pop3Mechanism.Rpop"/>.</summary>
+    /// <summary>
+    /// How to log in: <see cref="Pop3Mechanism.Auto"/> (default: the strongest method both sides
+    /// have), <see cref="Pop3Mechanism.UserPass"/>, <see cref="Pop3Mechanism.Apop"/>,
+    /// <see cref="Pop3Mechanism.Rpop"/>, or a SASL mechanism (<see cref="Pop3Mechanism.ScramSha256"/>,
+    /// <see cref="Pop3Mechanism.Sasl"/>...). One the server does not offer fails the open, before
+    /// any credential is sent.
+    /// </summary>
     public Pop3Builder WithMechanism(Pop3Mechanism mechanism)
     {
         ArgumentNullException.ThrowIfNull(mechanism);
@@ -141,7 +150,34 @@ public sealed record Pop3Builder
     private Pop3Builder WithCredentials(string user, Func<CancellationToken, ValueTask<Fin<Secret>>> password, bool owns)
     {
         ArgumentNullException.ThrowIfNull(user);
-        return (this with { User = user, Password = password, OwnsPassword = owns }).Checked(CredentialsOption, null);
+        return (this with { User = user, Password = password, OwnsPassword = owns, IsToken = false }).Checked(CredentialsOption, null);
+    }
+
+    /// <summary>
+    /// Logs in as <paramref name="user"/> with an OAuth 2 access token (Gmail, Outlook): OAUTHBEARER
+    /// (RFC 7628) when the server offers it, else XOAUTH2, or the one <see cref="WithMechanism"/>
+    /// names. The caller keeps ownership of the token; it is sent only over TLS unless plaintext
+    /// credentials were allowed.
+    /// </summary>
+    public Pop3Builder WithOAuth2(string user, Secret token)
+    {
+        ArgumentNullException.ThrowIfNull(token);
+        return WithCredentials(user, _ => ValueTask.FromResult<Fin<Secret>>(token), owns: false) with { IsToken = true };
+    }
+
+    /// <summary>
+    /// Logs in with an OAuth 2 access token asked for at login, after connecting (a token
+    /// provider that refreshes it); a provider that throws fails the open with code
+    /// <see cref="Pop3ErrorCodes.SecretUnavailable"/>.
+    /// </summary>
+    public Pop3Builder WithOAuth2(string user, Func<CancellationToken, ValueTask<string>> tokenProvider)
+    {
+        ArgumentNullException.ThrowIfNull(tokenProvider);
+        return WithCredentials(
+            user,
+            async ct => (Fin<Secret>)Secret.FromString(await tokenProvider(ct).ConfigureAwait(false)),
+            owns: true) with
+        { IsToken = true };
     }
 
     // ---- time ----
@@ -276,7 +312,7 @@ public sealed record Pop3Builder
 
     /// <summary>
     /// Connects, sends UTF8 if asked, logs in when credentials were given (else the session stays
-    /// in the authorization state, for a manual <see cref="Pop3Session.LoginAsync"/>), then sends
+    /// in the authorization state, for a manual <see cref="Pop3Session.LoginAsync(string, Secret, CancellationToken)"/>), then sends
     /// LANG if asked. Any failure closes the connection and is returned; an exception from below
     /// (a caller's stream throwing what the shell does not expect) closes it too, then propagates.
     /// </summary>
@@ -436,11 +472,17 @@ public sealed record Pop3Builder
         var secret = (Secret)password;
         try
         {
+            if (IsToken)
+            {
+                return await session.LoginOAuth2Async(user, secret, Mechanism, cancellationToken).ConfigureAwait(false);
+            }
+
             return Mechanism.Name switch
             {
                 "APOP" => await session.ApopAsync(user, secret, cancellationToken).ConfigureAwait(false),
                 "USER" => await session.LoginAsync(user, secret, cancellationToken).ConfigureAwait(false),
-                _ => await session.LoginAutoAsync(user, secret, cancellationToken).ConfigureAwait(false),
+                "AUTO" => await session.LoginAutoAsync(user, secret, cancellationToken).ConfigureAwait(false),
+                _ => await session.LoginAsync(user, secret, Mechanism, cancellationToken).ConfigureAwait(false),
             };
         }
         finally

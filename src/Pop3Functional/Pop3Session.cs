@@ -65,12 +65,34 @@ public sealed class Pop3Session : IAsyncDisposable
         Call(ct => connection.LoginApopAsync(user, password, ct), Conversions.ToStat, cancellationToken);
 
     /// <summary>
-    /// The strongest login without SASL: APOP when the greeting offers a timestamp the core
-    /// accepts (none after STLS), else USER/PASS. A failure is returned as it is, never retried by
-    /// a weaker method.
+    /// The strongest login both sides have, chosen once by the core: SCRAM-*-PLUS, SCRAM, CRAM-MD5,
+    /// APOP (none after STLS), then PLAIN, LOGIN and USER/PASS (only over TLS unless plaintext
+    /// credentials were allowed). A failure is returned as it is, never retried by a weaker method.
     /// </summary>
     public Task<Fin<MaildropStat>> LoginAutoAsync(string user, Secret password, CancellationToken cancellationToken = default) =>
         Call(ct => connection.LoginAutoAsync(user, password, ct), Conversions.ToStat, cancellationToken);
+
+    /// <summary>
+    /// Logs in with a password by the mechanism named (a SASL mechanism, <see cref="Pop3Mechanism.Apop"/>,
+    /// <see cref="Pop3Mechanism.UserPass"/> or <see cref="Pop3Mechanism.Auto"/>); one the server does not
+    /// offer is a Usage failure, refused before any byte is sent. SCRAM's server signature is verified.
+    /// </summary>
+    public Task<Fin<MaildropStat>> LoginAsync(string user, Secret password, Pop3Mechanism mechanism, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(mechanism);
+        var name = mechanism.Equals(Pop3Mechanism.Auto) ? null : mechanism.Name;
+        return Call(ct => connection.LoginAsync(user, password, name, ct), Conversions.ToStat, cancellationToken);
+    }
+
+    /// <summary>
+    /// Logs in with an OAuth 2 access token (Gmail, Outlook): OAUTHBEARER when offered, else XOAUTH2,
+    /// or the one named. The token is a secret: sent only over TLS unless plaintext credentials were allowed.
+    /// </summary>
+    public Task<Fin<MaildropStat>> LoginOAuth2Async(string user, Secret token, Pop3Mechanism? mechanism = null, CancellationToken cancellationToken = default)
+    {
+        var name = mechanism is null || mechanism.Equals(Pop3Mechanism.Auto) ? null : mechanism.Name;
+        return Call(ct => connection.LoginOAuth2Async(user, token, name, ct), Conversions.ToStat, cancellationToken);
+    }
 
     /// <summary>USER then RPOP (RFC 1081; poplib's <c>rpop</c>): a trusted host vouches for the user.</summary>
     public Task<Fin<MaildropStat>> RpopAsync(string user, CancellationToken cancellationToken = default) =>

@@ -54,9 +54,9 @@ public sealed class ExtensionAndUidTests
     }
 
     [Fact]
-    public async Task The_automatic_login_uses_APOP_when_the_greeting_offers_it()
+    public async Task The_automatic_login_uses_APOP_when_the_greeting_offers_it_and_no_SASL_is_offered()
     {
-        await using var sim = await StartAsync();
+        await using var sim = await StartAsync(SimulatorOptions.Default.WithPersonality(Personalities.rfc1939));
         await using var connection = Ok(await Pop3Connection.ConnectAsync(Plain(sim), Ct));
         Assert.True(connection.Greeting.ApopAvailable);
         Assert.Equal(3UL, Ok(await connection.LoginAutoAsync(User, Secret.FromString(Password), Ct)).Count);
@@ -65,9 +65,9 @@ public sealed class ExtensionAndUidTests
     }
 
     [Fact]
-    public async Task The_automatic_login_uses_USER_and_PASS_without_an_APOP_timestamp()
+    public async Task The_automatic_login_uses_USER_and_PASS_without_an_APOP_timestamp_or_SASL()
     {
-        await using var sim = await StartAsync(SimulatorOptions.Default.WithPersonality(Personalities.simulator.WithApop(false)));
+        await using var sim = await StartAsync(SimulatorOptions.Default.WithPersonality(Personalities.rfc1939.WithApop(false)));
         await using var connection = Ok(await Pop3Connection.ConnectAsync(Plain(sim), Ct));
         Assert.False(connection.Greeting.ApopAvailable);
         Ok(await connection.LoginAutoAsync(User, Secret.FromString(Password), Ct));

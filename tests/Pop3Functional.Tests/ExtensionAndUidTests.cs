@@ -78,16 +78,23 @@ public sealed class ExtensionAndUidTests
     }
 
     [Fact]
-    public async Task Auto_login_uses_APOP_when_offered_and_USER_PASS_otherwise()
+    public async Task Auto_login_uses_the_strongest_method_offered_SCRAM_then_APOP_then_USER_PASS()
     {
         await using var sim = await StartAsync();
         await using (await OpenAsync(InMemory(sim).WithLogin()))
         {
         }
 
-        Assert.Contains(sim.Transcript.ClientLines(1), l => l.StartsWith("APOP alice", StringComparison.Ordinal));
+        Assert.Contains(sim.Transcript.ClientLines(1), l => l.StartsWith("AUTH SCRAM-SHA-256 ", StringComparison.Ordinal));
 
-        await using var plain = await StartAsync(SimulatorOptions.Default.WithPersonality(Personalities.simulator.WithApop(false)));
+        await using var apop = await StartAsync(SimulatorOptions.Default.WithPersonality(Personalities.rfc1939));
+        await using (await OpenAsync(InMemory(apop).WithLogin()))
+        {
+        }
+
+        Assert.Contains(apop.Transcript.ClientLines(1), l => l.StartsWith("APOP alice", StringComparison.Ordinal));
+
+        await using var plain = await StartAsync(SimulatorOptions.Default.WithPersonality(Personalities.rfc1939.WithApop(false)));
         await using (var session = await OpenAsync(InMemory(plain)))
         {
             Ok(await session.LoginAutoAsync(User, Secrets.FromString(Password), Ct));

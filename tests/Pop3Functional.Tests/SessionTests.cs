@@ -247,7 +247,7 @@ public sealed class SessionTests
         await using var sim = await StartAsync();
         static Pop3Builder Over(Stream stream) => Pop3.Connect(stream, "localhost").WithoutTls().AllowPlaintextCredentials().WithLogin();
 
-        var atLogin = new ThrowingStream(sim.ConnectInMemory(), "APOP");
+        var atLogin = new ThrowingStream(sim.ConnectInMemory(), "AUTH");
         await Assert.ThrowsAsync<InvalidOperationException>(() => Over(atLogin).OpenAsync(Ct));
         Assert.True(atLogin.Disposed);
 
