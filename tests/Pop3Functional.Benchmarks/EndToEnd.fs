@@ -9,7 +9,6 @@ open System.Diagnostics
 open System.IO
 open System.Net
 open System.Net.Security
-open System.Net.Sockets
 open System.Text
 open System.Threading
 open System.Threading.Tasks
@@ -90,22 +89,7 @@ let fetchShell (options: Pop3ConnectionOptions) (user: string) (password: string
 /// The raw reader again, but lock-step as the shell is today: RETR n, read to its terminator, then
 /// RETR n+1. Not a baseline for the ratio: it shows how much of the gap lock-step alone costs.
 let fetchLockStep (endpoint: IPEndPoint) (tls: bool) (user: string) (password: string) (messages: int) =
-    use socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
-    socket.NoDelay <- true
-    socket.Connect endpoint
-    let network = new NetworkStream(socket, true)
-
-    let stream: Stream =
-        if tls then
-            let ssl =
-                new SslStream(network, false, RemoteCertificateValidationCallback(fun _ _ _ _ -> true))
-
-            ssl.AuthenticateAsClient("localhost")
-            ssl
-        else
-            network
-
-    use _ = stream
+    use stream = openStream endpoint tls
     let buffer = Array.zeroCreate<byte> 65536
     // The last octets read, so that an end straddling two reads is seen.
     let tail = Array.zeroCreate<byte> 5

@@ -82,14 +82,16 @@ let private expectOk (stream: Stream) =
     if not (line.StartsWith "+OK") then
         raise (IOException $"the server said: {line.TrimEnd()}")
 
-/// Fetches every message of the maildrop with pipelined RETRs; returns (octets read, messages).
-let fetch (endpoint: IPEndPoint) (tls: bool) (user: string) (password: string) (messages: int) =
-    use socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
-    socket.NoDelay <- true
-    socket.Connect endpoint
-    let network = new NetworkStream(socket, true)
+/// A TCP connection to endpoint (Nagle off), with tls under a TLS handshake that accepts any
+/// certificate; the stream owns the socket, which is closed if connecting or the handshake fails.
+let openStream (endpoint: IPEndPoint) (tls: bool) : Stream =
+    let socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
 
-    let stream: Stream =
+    try
+        socket.NoDelay <- true
+        socket.Connect endpoint
+        let network = new NetworkStream(socket, true)
+
         if tls then
             let ssl =
                 new SslStream(network, false, RemoteCertificateValidationCallback(fun _ _ _ _ -> true))
@@ -98,8 +100,13 @@ let fetch (endpoint: IPEndPoint) (tls: bool) (user: string) (password: string) (
             ssl
         else
             network
+    with _ ->
+        socket.Dispose()
+        reraise ()
 
-    use _ = stream
+/// Fetches every message of the maildrop with pipelined RETRs; returns (octets read, messages).
+let fetch (endpoint: IPEndPoint) (tls: bool) (user: string) (password: string) (messages: int) =
+    use stream = openStream endpoint tls
     expectOk stream
     stream.Write(Encoding.ASCII.GetBytes $"USER {user}\r\n")
     expectOk stream
