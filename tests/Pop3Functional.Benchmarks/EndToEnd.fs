@@ -145,10 +145,6 @@ let fetchLockStep (endpoint: IPEndPoint) (tls: bool) (user: string) (password: s
     reply line
     retrieved, messages
 
-let private median (values: float list) =
-    let sorted = List.sort values
-    sorted[sorted.Length / 2]
-
 /// --sim-server N: this process serves set N's mailbox on loopback until its stdin closes; it
 /// prints "ready <port> <tls port>" first. The e2e run keeps the server in its own process, so the
 /// client's time, threads and allocations are not mixed with the server's.
@@ -188,6 +184,24 @@ type private ServerProcess(index: int) =
         member _.Dispose() =
             child.StandardInput.Close()
             child.WaitForExit()
+
+/// The server set `index` is fetched from, with what ends it: a child simulator ("bench"/"bench"),
+/// or `against`, whose accounts are the user prefix followed by the set's key. Returns (what to
+/// dispose, endpoint, user, password).
+let private serverFor (index: int) (against: (IPEndPoint * IPEndPoint option * string * string) option) =
+    let set = sets[index]
+
+    match against with
+    | None ->
+        let sim = new ServerProcess(index)
+        (sim :> IDisposable), (if set.Tls then sim.TlsEndpoint else sim.Endpoint), "bench", "bench"
+    | Some(plain, tls, prefix, password) ->
+        let nothing =
+            { new IDisposable with
+                member _.Dispose() = ()
+            }
+
+        nothing, (if set.Tls then tls.Value else plain), prefix + set.Key, password
 
 /// One sample: whole fetches repeated for at least a second (one fetch of a small set lasts a few
 /// hundredths of a second, too short to time on a shared machine); returns seconds and allocated
@@ -238,24 +252,8 @@ let run (runs: int) (against: (IPEndPoint * IPEndPoint option * string * string)
             | _ -> true)
 
     for index, set in measurable do
-        let sim =
-            match against with
-            | None -> Some(new ServerProcess(index))
-            | Some _ -> None
-
-        use _ =
-            { new IDisposable with
-                member _.Dispose() =
-                    sim |> Option.iter (fun s -> (s :> IDisposable).Dispose())
-            }
-
-        let endpoint, user, password =
-            match sim, against with
-            | Some sim, _ -> (if set.Tls then sim.TlsEndpoint else sim.Endpoint), "bench", "bench"
-            | None, Some(plain, tls, prefix, password) ->
-                (if set.Tls then tls.Value else plain), prefix + set.Key, password
-            | None, None -> failwith "no server"
-
+        let server, endpoint, user, password = serverFor index against
+        use _ = server
         let shellOptions = options endpoint set.Tls
 
         let clients =
@@ -315,24 +313,8 @@ let run (runs: int) (against: (IPEndPoint * IPEndPoint option * string * string)
 /// for a profiler attached to this process (e.g. perf with DOTNET_PerfMapEnabled=1).
 let profileShell (index: int) (seconds: float) (against: (IPEndPoint * IPEndPoint option * string * string) option) =
     let set = sets[index]
-
-    let sim =
-        match against with
-        | None -> Some(new ServerProcess(index))
-        | Some _ -> None
-
-    use _ =
-        { new IDisposable with
-            member _.Dispose() =
-                sim |> Option.iter (fun s -> (s :> IDisposable).Dispose())
-        }
-
-    let endpoint, user, password =
-        match sim, against with
-        | Some sim, _ -> (if set.Tls then sim.TlsEndpoint else sim.Endpoint), "bench", "bench"
-        | None, Some(plain, tls, prefix, password) -> (if set.Tls then tls.Value else plain), prefix + set.Key, password
-        | None, None -> failwith "no server"
-
+    let server, endpoint, user, password = serverFor index against
+    use _ = server
     let shellOptions = options endpoint set.Tls
     // Reads, counted from the shell's octets-received counter (one measurement per read).
     let mutable reads = 0L

@@ -206,7 +206,8 @@ let startSimulator (set: MailboxSet) =
 
     sim
 
-let private median (values: float list) =
+/// The middle value (the upper one of an even count).
+let median (values: float list) =
     let sorted = List.sort values
     sorted[sorted.Length / 2]
 
