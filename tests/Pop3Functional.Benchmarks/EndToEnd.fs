@@ -86,8 +86,8 @@ let fetchShell (options: Pop3ConnectionOptions) (user: string) (password: string
                 connection.DisposeAsync().AsTask().Wait()
     }
 
-/// The raw reader again, but lock-step as the shell is today: RETR n, read to its terminator, then
-/// RETR n+1. Not a baseline for the ratio: it shows how much of the gap lock-step alone costs.
+/// The raw reader again, but lock-step: RETR n, read to its terminator, then RETR n+1. Not a
+/// baseline for the ratio: it shows what lock-step RETR alone costs (the shell pipelines).
 let fetchLockStep (endpoint: IPEndPoint) (tls: bool) (user: string) (password: string) (messages: int) =
     use stream = openStream endpoint tls
     let buffer = Array.zeroCreate<byte> 65536
