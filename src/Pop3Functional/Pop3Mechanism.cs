@@ -1,10 +1,10 @@
 namespace Pop3Functional;
 
 /// <summary>
-/// How the session logs in. <see cref="Auto"/> by default: APOP when the greeting offers it and
-/// the security rules allow it, USER/PASS otherwise, never a weaker method after a failure.
-/// Mechanisms are named values rather than an enum, so SASL mechanisms can join by name later
-/// without changing any caller.
+/// How the session logs in. <see cref="Auto"/> by default: the strongest method both sides have,
+/// chosen once by the core, never a weaker method after a failure. Mechanisms are named values
+/// rather than an enum, so any SASL mechanism can be named (<see cref="Sasl"/>) without changing
+/// any caller.
 /// </summary>
 public sealed class Pop3Mechanism : IEquatable<Pop3Mechanism>
 {
