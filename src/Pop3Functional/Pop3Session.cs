@@ -80,8 +80,7 @@ public sealed class Pop3Session : IAsyncDisposable
     public Task<Fin<MaildropStat>> LoginAsync(string user, Secret password, Pop3Mechanism mechanism, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(mechanism);
-        var name = mechanism.Equals(Pop3Mechanism.Auto) ? null : mechanism.Name;
-        return Call(ct => connection.LoginAsync(user, password, name, ct), Conversions.ToStat, cancellationToken);
+        return Call(ct => connection.LoginAsync(user, password, ShellName(mechanism), ct), Conversions.ToStat, cancellationToken);
     }
 
     /// <summary>
@@ -90,8 +89,7 @@ public sealed class Pop3Session : IAsyncDisposable
     /// </summary>
     public Task<Fin<MaildropStat>> LoginOAuth2Async(string user, Secret token, Pop3Mechanism? mechanism = null, CancellationToken cancellationToken = default)
     {
-        var name = mechanism is null || mechanism.Equals(Pop3Mechanism.Auto) ? null : mechanism.Name;
-        return Call(ct => connection.LoginOAuth2Async(user, token, name, ct), Conversions.ToStat, cancellationToken);
+        return Call(ct => connection.LoginOAuth2Async(user, token, ShellName(mechanism), ct), Conversions.ToStat, cancellationToken);
     }
 
     /// <summary>USER then RPOP (RFC 1081; poplib's <c>rpop</c>): a trusted host vouches for the user.</summary>
@@ -100,7 +98,7 @@ public sealed class Pop3Session : IAsyncDisposable
 
     /// <summary>UTF8 (RFC 6856 §2; poplib's <c>utf8</c>): UTF-8 user names, passwords and texts. Before login only.</summary>
     public Task<Fin<string>> Utf8Async(CancellationToken cancellationToken = default) =>
-        Call(connection.Utf8Async, Text, cancellationToken);
+        Call(connection.Utf8Async, Same, cancellationToken);
 
     /// <summary>STLS (RFC 2595; poplib's <c>stls</c>) on a session opened with <c>WithoutTls()</c>: the capabilities asked again over TLS.</summary>
     public Task<Fin<ServerCapabilities>> StartTlsAsync(CancellationToken cancellationToken = default) =>
@@ -118,11 +116,11 @@ public sealed class Pop3Session : IAsyncDisposable
 
     /// <summary>LANG tag (RFC 6856 §3): the language of the server's texts ("*" for the server's choice).</summary>
     public Task<Fin<string>> LanguageAsync(string tag, CancellationToken cancellationToken = default) =>
-        Call(ct => connection.LanguageAsync(tag, ct), Text, cancellationToken);
+        Call(ct => connection.LanguageAsync(tag, ct), Same, cancellationToken);
 
     /// <summary>NOOP (RFC 1939 §5; poplib's <c>noop</c>).</summary>
     public Task<Fin<string>> NoopAsync(CancellationToken cancellationToken = default) =>
-        Call(connection.NoopAsync, Text, cancellationToken);
+        Call(connection.NoopAsync, Same, cancellationToken);
 
     // ---- transaction ----
 
@@ -170,7 +168,7 @@ public sealed class Pop3Session : IAsyncDisposable
 
     /// <summary>DELE of the message with <paramref name="uid"/>; QUIT commits it.</summary>
     public Task<Fin<string>> DeleteByUidAsync(string uid, CancellationToken cancellationToken = default) =>
-        Call(ct => connection.DeleteByUidAsync(uid, ct), Text, cancellationToken);
+        Call(ct => connection.DeleteByUidAsync(uid, ct), Same, cancellationToken);
 
     // ---- by number ----
 
@@ -235,11 +233,11 @@ public sealed class Pop3Session : IAsyncDisposable
 
     /// <summary>DELE n (RFC 1939 §5; poplib's <c>dele</c>): marks the message; QUIT commits the marks.</summary>
     public Task<Fin<string>> DeleteAsync(ulong message, CancellationToken cancellationToken = default) =>
-        Call(ct => connection.DeleteAsync(message, ct), Text, cancellationToken);
+        Call(ct => connection.DeleteAsync(message, ct), Same, cancellationToken);
 
     /// <summary>RSET (RFC 1939 §5; poplib's <c>rset</c>): unmarks every message marked deleted.</summary>
     public Task<Fin<string>> ResetAsync(CancellationToken cancellationToken = default) =>
-        Call(connection.ResetAsync, Text, cancellationToken);
+        Call(connection.ResetAsync, Same, cancellationToken);
 
     /// <summary>
     /// The escape hatch for private or newer commands (RFC 2449 §8; private keywords start with X):
@@ -291,7 +289,9 @@ public sealed class Pop3Session : IAsyncDisposable
 
     // ---- plumbing ----
 
-    private static string Text(string text) => text;
+    /// <summary>The name the shell takes: null (the core chooses) for none or <see cref="Pop3Mechanism.Auto"/>.</summary>
+    private static string? ShellName(Pop3Mechanism? mechanism) =>
+        mechanism is null || mechanism.Equals(Pop3Mechanism.Auto) ? null : mechanism.Name;
 
     private static T Same<T>(T value) => value;
 
