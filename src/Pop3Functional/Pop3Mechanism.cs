@@ -74,7 +74,7 @@ public sealed class Pop3Mechanism : IEquatable<Pop3Mechanism>
     /// <summary>The mechanism's name ("AUTO", "USER", "APOP", "RPOP", or a SASL mechanism's name).</summary>
     public string Name { get; }
 
-    /// <summary>True when the mechanism needs a password (all but RPOP).</summary>
+    /// <summary>True when the mechanism needs a secret: a password, or for XOAUTH2 and OAUTHBEARER an access token (all but RPOP).</summary>
     public bool NeedsPassword { get; }
 
     /// <inheritdoc/>
