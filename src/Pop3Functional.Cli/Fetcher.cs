@@ -5,9 +5,9 @@ namespace Pop3Functional.Cli;
 
 // Inside the namespace: these win over LanguageExt's types of the same names.
 using System.Collections.Generic;
+using Error = LanguageExt.Common.Error;
 using ListEntry = Pop3Functional.Core.ListEntry;
 using UidEntry = Pop3Functional.Core.UidEntry;
-using Error = LanguageExt.Common.Error;
 
 /// <summary>What <c>pop3 fetch</c> does with one logged-in session.</summary>
 /// <param name="Maildir">The Maildir's root.</param>
@@ -276,7 +276,20 @@ internal sealed class Fetcher(IFileSystem fileSystem, IFetchReporter reporter)
             return file;
         }
 
-        ValueTask Sink(ulong number, ReadOnlyMemory<byte> slice, CancellationToken ct) => FileOf(number).WriteAsync(slice, ct);
+        Exception? local = null;
+        async ValueTask Sink(ulong number, ReadOnlyMemory<byte> slice, CancellationToken ct)
+        {
+            try
+            {
+                await FileOf(number).WriteAsync(slice, ct);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The session reports a failing sink as its own failure; the disk's is the one to report.
+                local ??= e;
+                throw;
+            }
+        }
 
         try
         {
@@ -309,6 +322,11 @@ internal sealed class Fetcher(IFileSystem fileSystem, IFetchReporter reporter)
             if (stop.IsCancellationRequested)
             {
                 summary.Interrupted = true;
+            }
+
+            if (local is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(local).Throw();
             }
         }
         catch
