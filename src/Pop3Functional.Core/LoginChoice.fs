@@ -116,8 +116,7 @@ module LoginChoice =
     let private usableAutomatically (facts: LoginFacts) (m: LoginMethod) =
         usable facts m
         && (not (isPlus m)
-            || facts.ChannelBindingType
-               |> Option.exists ChannelBinding.IsMandatoryToImplement)
+            || facts.ChannelBindingType |> Option.exists ChannelBinding.IsMandatoryToImplement)
 
     let private refuse kind command message = Error(Err.usage kind command message)
 

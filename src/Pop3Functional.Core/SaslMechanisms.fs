@@ -261,7 +261,8 @@ module Sasl =
         elif
             plus
             && (String.IsNullOrEmpty channelBinding.Value.Type
-                || channelBinding.Value.Type |> Seq.exists (fun c -> not (Char.IsAsciiLetterOrDigit c || c = '-' || c = '.'))
+                || channelBinding.Value.Type
+                   |> Seq.exists (fun c -> not (Char.IsAsciiLetterOrDigit c || c = '-' || c = '.'))
                 || isNull channelBinding.Value.Data
                 || channelBinding.Value.Data.Length = 0)
         then

@@ -327,10 +327,15 @@ let scram =
 
             testCase "-PLUS names the binding type it gets in p= (RFC 5802 §6-7): tls-unique (RFC 5929 §3)"
             <| fun () ->
-                let binding = [| 7uy; 8uy; 9uy; 10uy; 11uy; 12uy; 13uy; 14uy; 15uy; 16uy; 17uy; 18uy |]
+                let binding =
+                    [| 7uy; 8uy; 9uy; 10uy; 11uy; 12uy; 13uy; 14uy; 15uy; 16uy; 17uy; 18uy |]
 
                 let client, ir =
-                    started "SCRAM-SHA-1-PLUS" (password "user" "pencil") sha1Nonce (Some(ChannelBinding.TlsUnique binding))
+                    started
+                        "SCRAM-SHA-1-PLUS"
+                        (password "user" "pencil")
+                        sha1Nonce
+                        (Some(ChannelBinding.TlsUnique binding))
 
                 Expect.equal (ir |> Option.map str) (Some $"p=tls-unique,,n=user,r={sha1Nonce}") "gs2 header"
                 let _, final = stepOk client sha1ServerFirst
@@ -341,7 +346,10 @@ let scram =
             <| fun () ->
                 for binding in
                     [
-                        { Type = "tls unique"; Data = [| 1uy |] }
+                        {
+                            Type = "tls unique"
+                            Data = [| 1uy |]
+                        }
                         { Type = ""; Data = [| 1uy |] }
                         { Type = "tls-x,y"; Data = [| 1uy |] }
                         { Type = "tls-unique"; Data = [||] }
@@ -355,7 +363,11 @@ let scram =
             testCase "with channel-binding data a plain SCRAM says y (RFC 5802 §6)"
             <| fun () ->
                 let client, ir =
-                    started "SCRAM-SHA-1" (password "user" "pencil") sha1Nonce (Some(ChannelBinding.TlsUnique [| 9uy |]))
+                    started
+                        "SCRAM-SHA-1"
+                        (password "user" "pencil")
+                        sha1Nonce
+                        (Some(ChannelBinding.TlsUnique [| 9uy |]))
 
                 Expect.equal (ir |> Option.map str) (Some $"y,,n=user,r={sha1Nonce}") "y flag"
                 let _, final = stepOk client sha1ServerFirst
