@@ -14,6 +14,7 @@
 #   Dovecot  11110          11995
 #   Courier  12110          12995
 #   Cyrus    13110          13995
+#   Cyrus    13111          13996  (TLS 1.2 only: SCRAM-*-PLUS with tls-unique)
 # Certificate: DIR/ssl/cert.pem, self-signed, SAN DNS:localhost and IP:127.0.0.1.
 # Users: see the ACCOUNTS_* lists below; every password is "interop-pw-7". Each test cell that
 # changes a mailbox has its own account; each account holds the seeded mailbox of
@@ -47,6 +48,10 @@ COURIER_PORT=12110
 COURIER_TLS_PORT=12995
 CYRUS_PORT=13110
 CYRUS_TLS_PORT=13995
+# A second pair of Cyrus listeners that speak TLS 1.2 only (tls_versions: tls1_2), where the
+# client's channel binding is tls-unique, the one type Cyrus 3.6 accepts for SCRAM-*-PLUS.
+CYRUS_TLS12_PORT=13111
+CYRUS_TLS12_TLS_PORT=13996
 PASSWORD=interop-pw-7
 
 # Accounts per server: "<login>-<tls>-<pipelining>-<utf8>" for the matrix cells (login user or
@@ -62,9 +67,21 @@ cells() { # cells MECHS UTF8S
     done
   done
 }
-mapfile -t ACCOUNTS_DOVECOT < <(cells "user apop" ascii; echo lock; echo wrongpw)
-mapfile -t ACCOUNTS_COURIER < <(cells user "ascii utf8"; echo wrongpw; echo capa)
-mapfile -t ACCOUNTS_CYRUS < <(cells "user apop" ascii; echo wrongpw)
+# SASL rows: pipelined and ASCII only; -plus mechanisms over TLS only (STLS and implicit).
+sasl_cells() { # sasl_cells MECHS
+  local mech tls
+  for mech in $1; do
+    for tls in plain stls tls; do
+      [[ $mech == *-plus && $tls == plain ]] && continue
+      echo "$mech-$tls-pipe-ascii"
+    done
+  done
+}
+mapfile -t ACCOUNTS_DOVECOT < <(cells "user apop" ascii; sasl_cells "plain login cram-md5 scram-sha-1 scram-sha-256"
+  echo lock; echo wrongpw; echo auto)
+mapfile -t ACCOUNTS_COURIER < <(cells user "ascii utf8"; sasl_cells "plain login cram-md5"; echo wrongpw; echo capa; echo auto)
+mapfile -t ACCOUNTS_CYRUS < <(cells "user apop" ascii
+  sasl_cells "plain login cram-md5 scram-sha-1 scram-sha-256 scram-sha-1-plus scram-sha-256-plus"; echo wrongpw; echo auto)
 
 DOVECOT_PACKAGES=(dovecot-core dovecot-pop3d)
 # Installable dependencies of courier-pop and cyrus-pop3d, which conflict with dovecot-pop3d
@@ -360,6 +377,8 @@ START {
 SERVICES {
   pop3 cmd="$pop3d -C $d/imapd.conf" listen="127.0.0.1:$CYRUS_PORT" prefork=0
   pop3s cmd="$pop3d -s -C $d/imapd.conf" listen="127.0.0.1:$CYRUS_TLS_PORT" prefork=0
+  pop3tls12 cmd="$pop3d -C $d/imapd-tls12.conf" listen="127.0.0.1:$CYRUS_TLS12_PORT" prefork=0
+  pop3stls12 cmd="$pop3d -s -C $d/imapd-tls12.conf" listen="127.0.0.1:$CYRUS_TLS12_TLS_PORT" prefork=0
   lmtpunix cmd="$bin/lmtpd -C $d/imapd.conf" listen="$d/socket/lmtp" prefork=0
 }
 EVENTS {
@@ -367,6 +386,8 @@ EVENTS {
 DAEMON {
 }
 EOF
+  # The same server with TLS 1.2 only, for the listeners above.
+  { cat "$d/imapd.conf"; echo "tls_versions: tls1_2"; } >"$d/imapd-tls12.conf"
   rm -f "$d/sasldb2"
   for user in "${ACCOUNTS_CYRUS[@]}"; do
     # sasldb keeps the cleartext, which APOP, CRAM-MD5 and SCRAM need.
@@ -377,6 +398,8 @@ EOF
   spawn cyrus-master "$d/master.log" "$bin/master" -C "$d/imapd.conf" -M "$d/cyrus.conf" -p "$d/run/master.pid" -D
   wait_port Cyrus "$CYRUS_PORT" plain "$d/master.log"
   wait_port Cyrus "$CYRUS_TLS_PORT" tls "$d/master.log"
+  wait_port Cyrus "$CYRUS_TLS12_PORT" plain "$d/master.log"
+  wait_port Cyrus "$CYRUS_TLS12_TLS_PORT" tls "$d/master.log"
   # Cyrus stores mail itself: delivery over LMTP (INBOXes are created by the first delivery).
   seed lmtp "$d/socket/lmtp" "${ACCOUNTS_CYRUS[@]}"
 }
@@ -400,6 +423,8 @@ COURIER_ACCOUNTS=$(join "${ACCOUNTS_COURIER[@]}")
 COURIER_LOG=$DIR/courier/courier.log
 CYRUS_PORT=$CYRUS_PORT
 CYRUS_TLS_PORT=$CYRUS_TLS_PORT
+CYRUS_TLS12_PORT=$CYRUS_TLS12_PORT
+CYRUS_TLS12_TLS_PORT=$CYRUS_TLS12_TLS_PORT
 CYRUS_ACCOUNTS=$(join "${ACCOUNTS_CYRUS[@]}")
 CYRUS_LOG=$DIR/cyrus/master.log
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -30,8 +30,10 @@ type LoginFacts =
         UserOffered: bool
         /// TLS protects the connection.
         TlsActive: bool
-        /// The TLS layer gave channel-binding data (tls-server-end-point, RFC 5929), for -PLUS.
-        ChannelBindingAvailable: bool
+        /// The type of the channel-binding data the TLS layer gave (RFC 5929, RFC 9266), for -PLUS;
+        /// None when there is none. The automatic choice takes -PLUS only with a type every
+        /// SCRAM-*-PLUS server must implement (ChannelBinding.IsMandatoryToImplement).
+        ChannelBindingType: string option
         /// The caller allowed credentials over a connection without TLS.
         AllowPlaintextCredentials: bool
         /// The greeting had an APOP timestamp, not discarded by STLS.
@@ -99,9 +101,22 @@ module LoginChoice =
         | LoginMethod.UserPass -> facts.UserOffered || not facts.CapaSupported
         | LoginMethod.Sasl name -> listed facts name || (assumeWithoutCapa && not facts.CapaSupported)
 
+    let private bindingAvailable (facts: LoginFacts) =
+        facts.TlsActive && facts.ChannelBindingType.IsSome
+
     let private usable (facts: LoginFacts) (m: LoginMethod) =
-        (not (isPlus m) || facts.ChannelBindingAvailable)
+        (not (isPlus m) || bindingAvailable facts)
         && (not (exposes m) || facts.TlsActive || facts.AllowPlaintextCredentials)
+
+    /// The automatic choice must be right the first time, as nothing is retried after a failure:
+    /// -PLUS only with a binding type the server must implement (tls-unique on TLS 1.2, RFC 5802 §6;
+    /// tls-exporter on TLS 1.3, RFC 9266 §3). With tls-server-end-point alone (what .NET gives on
+    /// TLS 1.3, having no tls-exporter) a server such as Cyrus 3.6 would refuse the exchange, so the
+    /// plain SCRAM variant is taken instead (with the "n" flag, as the server offers -PLUS).
+    let private usableAutomatically (facts: LoginFacts) (m: LoginMethod) =
+        usable facts m
+        && (not (isPlus m)
+            || facts.ChannelBindingType |> Option.exists ChannelBinding.IsMandatoryToImplement)
 
     let private refuse kind command message = Error(Err.usage kind command message)
 
@@ -120,7 +135,7 @@ module LoginChoice =
 
         let candidates = preference |> List.filter (offered facts false)
 
-        match candidates |> List.tryFind (usable facts) with
+        match candidates |> List.tryFind (usableAutomatically facts) with
         | Some m -> Ok m
         | None when candidates |> List.exists exposes ->
             let what =
@@ -180,11 +195,11 @@ module LoginChoice =
                 "APOP cannot be used: the greeting carried no timestamp, or STLS discarded it (RFC 2595 §4)"
         elif not (offered facts true wanted) then
             refuse UsageErrorKind.CapabilityMissing command $"the server does not offer {upper}: {offers facts}"
-        elif isPlus wanted && not facts.ChannelBindingAvailable then
+        elif isPlus wanted && not (bindingAvailable facts) then
             refuse
                 UsageErrorKind.InvalidArgument
                 command
-                $"{upper} needs TLS channel-binding data (tls-server-end-point, RFC 5929), and the connection has none"
+                $"{upper} needs TLS channel-binding data (RFC 5929, RFC 9266), and the connection has none"
         elif not (usable facts wanted) then
             refuse
                 UsageErrorKind.PlaintextCredentials

@@ -486,7 +486,16 @@ type Pop3Machine private (initial: SessionState) =
     /// A machine over a connection that is already TLS (TlsMode.Implicit), with the TLS layer's
     /// tls-server-end-point data (RFC 5929 §4; null when unobtainable) for SCRAM-*-PLUS.
     static member CreateOverTls(options: Options, channelBinding: byte[]) =
-        Pop3Machine(Session.createWithChannelBinding options (Option.ofObj channelBinding))
+        Pop3Machine(
+            Session.createWithChannelBinding
+                options
+                (Option.ofObj channelBinding |> Option.map ChannelBinding.TlsServerEndPoint)
+        )
+
+    /// A machine over a connection that is already TLS (TlsMode.Implicit), with the TLS layer's
+    /// channel-binding data of the given type (RFC 5929, RFC 9266; null when unobtainable).
+    static member CreateOverTlsWithBinding(options: Options, channelBinding: ChannelBinding) =
+        Pop3Machine(Session.createWithChannelBinding options (Option.ofObj (box channelBinding) |> Option.map unbox))
 
     /// A machine for a TLS mode with the default options otherwise.
     static member Create(tls: TlsMode, allowPlaintextCredentials: bool) =
@@ -521,9 +530,14 @@ type Pop3Machine private (initial: SessionState) =
     /// Cancels the SASL exchange ("*", RFC 5034 §4).
     member _.CancelSasl() = step Input.SaslCancel
 
-    /// Reports the TLS handshake complete (channelBinding may be null).
+    /// Reports the TLS handshake complete, with tls-server-end-point data (RFC 5929 §4; may be null).
     member _.TlsEstablished(channelBinding: byte[]) =
-        step (Input.TlsEstablished(Option.ofObj channelBinding))
+        step (Input.TlsEstablished(Option.ofObj channelBinding |> Option.map ChannelBinding.TlsServerEndPoint))
+
+    /// Reports the TLS handshake complete, with channel-binding data of the given type (RFC 5929,
+    /// RFC 9266; null when unobtainable).
+    member _.TlsEstablishedWithBinding(channelBinding: ChannelBinding) =
+        step (Input.TlsEstablished(Option.ofObj (box channelBinding) |> Option.map unbox))
 
     /// Reports a failed write.
     member _.WriteFailed(operation: string, endpoint: string, message: string, exn: exn) =

@@ -25,6 +25,51 @@ type SaslCredentials =
         | Password _ -> SaslCredentialKind.Password
         | OAuth2 _ -> SaslCredentialKind.OAuth2
 
+/// TLS channel-binding data for SCRAM-*-PLUS (RFC 5802 §6): the type, as the gs2 header's p= names
+/// it, and the octets the TLS layer gives for it. Not secret (both ends compute it).
+type ChannelBinding =
+    {
+        /// "tls-unique" (RFC 5929 §3), "tls-server-end-point" (RFC 5929 §4) or "tls-exporter" (RFC 9266 §2).
+        Type: string
+        /// The octets for that type, as both TLS ends compute them (no .NET header or type prefix).
+        Data: byte[]
+    }
+
+    /// The tls-unique type name (RFC 5929 §3): the first Finished message of the handshake; defined up to TLS 1.2.
+    static member TlsUniqueType = "tls-unique"
+
+    /// The tls-server-end-point type name (RFC 5929 §4): a hash of the server's certificate; any TLS version.
+    static member TlsServerEndPointType = "tls-server-end-point"
+
+    /// The tls-exporter type name (RFC 9266 §2): keying material exported from the TLS connection.
+    static member TlsExporterType = "tls-exporter"
+
+    /// tls-unique data (RFC 5929 §3).
+    static member TlsUnique(data: byte[]) =
+        {
+            Type = ChannelBinding.TlsUniqueType
+            Data = data
+        }
+
+    /// tls-server-end-point data (RFC 5929 §4).
+    static member TlsServerEndPoint(data: byte[]) =
+        {
+            Type = ChannelBinding.TlsServerEndPointType
+            Data = data
+        }
+
+    /// True for the types every SCRAM-*-PLUS server must implement, so that the automatic login
+    /// choice can count on them: tls-unique up to TLS 1.2 (RFC 5802 §6) and tls-exporter on TLS 1.3
+    /// (RFC 9266 §3). tls-server-end-point is optional for servers (Cyrus 3.6 refuses it).
+    static member IsMandatoryToImplement(bindingType: string) =
+        bindingType = ChannelBinding.TlsUniqueType
+        || bindingType = ChannelBinding.TlsExporterType
+
+    /// "ChannelBinding(type, N octets)".
+    override this.ToString() =
+        let length = if isNull this.Data then 0 else this.Data.Length
+        $"ChannelBinding({this.Type}, {length} octets)"
+
 /// What a mechanism needs from the caller besides the credentials. All pure inputs: the core
 /// generates nothing random.
 type SaslInputs =
@@ -204,7 +249,7 @@ module Sasl =
         (password: Secret)
         authorizationId
         (inputs: SaslInputs)
-        (channelBinding: byte[] option)
+        (channelBinding: ChannelBinding option)
         =
         let nonce = inputs.Nonce
 
@@ -212,8 +257,17 @@ module Sasl =
             usage
                 $"{mechanism}: the client nonce must be at least 16 printable ASCII characters other than ',' (RFC 5802 §5.1)"
         elif plus && channelBinding.IsNone then
-            usage
-                $"{mechanism} needs TLS channel-binding data (tls-server-end-point, RFC 5929), and the session has none"
+            usage $"{mechanism} needs TLS channel-binding data (RFC 5929, RFC 9266), and the session has none"
+        elif
+            plus
+            && (String.IsNullOrEmpty channelBinding.Value.Type
+                || channelBinding.Value.Type
+                   |> Seq.exists (fun c -> not (Char.IsAsciiLetterOrDigit c || c = '-' || c = '.'))
+                || isNull channelBinding.Value.Data
+                || channelBinding.Value.Data.Length = 0)
+        then
+            // RFC 5802 §7: cb-name = 1*(ALPHA / DIGIT / "." / "-").
+            usage $"{mechanism}: the channel-binding type or data is empty or malformed (RFC 5802 §7 cb-name)"
         else
             checkName mechanism "user name" user
             >>= fun user ->
@@ -239,11 +293,12 @@ module Sasl =
                             | Some a when hasControl a ->
                                 usage $"{mechanism}: the authorization identity contains a control character"
                             | _ ->
-                                // RFC 5802 §6: "p=" binds the TLS channel; "y" says the client could
-                                // bind but the server did not offer -PLUS; "n" that it cannot.
+                                // RFC 5802 §6: "p=<type>" binds the TLS channel; "y" says the client could
+                                // bind but the server did not offer -PLUS; "n" that it does not bind.
                                 let flag =
                                     match plus, channelBinding with
-                                    | true, _ -> "p=tls-server-end-point"
+                                    | true, Some binding -> "p=" + binding.Type
+                                    | true, None -> "n" // refused above
                                     | false, Some _ -> "y"
                                     | false, None -> "n"
 
@@ -257,7 +312,7 @@ module Sasl =
 
                                 let cbind =
                                     if plus then
-                                        Array.append (utf8 gs2Header) channelBinding.Value
+                                        Array.append (utf8 gs2Header) channelBinding.Value.Data
                                     else
                                         utf8 gs2Header
 
@@ -320,14 +375,14 @@ module Sasl =
                     Ok(client "OAUTHBEARER" (BearerSent [| 1uy |]), Some message)
 
     /// Starts a mechanism (its name in any case) and gives the initial response, if it has one
-    /// (RFC 4422 §3.3). channelBinding is the TLS layer's tls-server-end-point data (RFC 5929 §4),
-    /// required by the -PLUS mechanisms; for the others its presence selects the "y" flag (RFC 5802
-    /// §6). A mechanism that is not implemented, or credentials it cannot carry, are a UsageError.
+    /// (RFC 4422 §3.3). channelBinding is the TLS layer's channel-binding type and data (RFC 5929,
+    /// RFC 9266), required by the -PLUS mechanisms, which name its type in p= (RFC 5802 §6-7); for the
+    /// others its presence selects the "y" flag (RFC 5802 §6). A mechanism that is not implemented, or credentials it cannot carry, are a UsageError.
     let start
         (mechanism: string)
         (credentials: SaslCredentials)
         (inputs: SaslInputs)
-        (channelBinding: byte[] option)
+        (channelBinding: ChannelBinding option)
         : Result<SaslClient * byte[] option, UsageError> =
         let name =
             if isNull mechanism then

@@ -30,9 +30,9 @@ module Session =
         }
 
     /// A new session over a connection that is already TLS (TlsMode.Implicit), with the TLS layer's
-    /// tls-server-end-point data (RFC 5929 §4) for SCRAM-*-PLUS. After STLS the data comes with
+    /// channel-binding data (RFC 5929, RFC 9266) for SCRAM-*-PLUS. After STLS the data comes with
     /// Input.TlsEstablished instead.
-    let createWithChannelBinding (options: Options) (channelBinding: byte[] option) : SessionState =
+    let createWithChannelBinding (options: Options) (channelBinding: ChannelBinding option) : SessionState =
         { create options with
             ChannelBinding =
                 if options.Tls = TlsMode.Implicit then
@@ -53,7 +53,11 @@ module Session =
             SaslMechanisms = state.Capabilities.Sasl
             UserOffered = state.Capabilities.User
             TlsActive = state.TlsActive
-            ChannelBindingAvailable = state.TlsActive && state.ChannelBinding.IsSome
+            ChannelBindingType =
+                if state.TlsActive then
+                    state.ChannelBinding |> Option.map _.Type
+                else
+                    None
             AllowPlaintextCredentials = state.Options.AllowPlaintextCredentials
             ApopAvailable = apop
         }
@@ -111,7 +115,7 @@ module Session =
 
             protocolFail c ProtocolErrorKind.ConnectionClosed command detail
 
-    let private tlsEstablished (c: Ctx) (binding: byte[] option) =
+    let private tlsEstablished (c: Ctx) (binding: ChannelBinding option) =
         match c.S.Phase with
         | Phase.AwaitingTlsHandshake info ->
             // RFC 2595 §4: forget everything learnt before TLS and ask CAPA again.

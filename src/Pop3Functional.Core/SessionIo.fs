@@ -17,7 +17,7 @@ type Input =
     /// The caller cancels the SASL exchange: "*" is sent, the server answers -ERR (RFC 5034 §4).
     | SaslCancel
     /// The TLS handshake the core asked for (StartTls) is complete; optional channel-binding data.
-    | TlsEstablished of channelBinding: byte[] option
+    | TlsEstablished of channelBinding: ChannelBinding option
     /// Writing to the connection failed.
     | WriteFailed of TransportError
 

@@ -223,8 +223,8 @@ type SessionState =
         HighestCallerId: RequestId
         /// Quirks already reported by a QuirkTolerated event; each is reported once per session.
         QuirksReported: Set<Quirk>
-        /// Channel-binding data from the TLS layer, for SCRAM-*-PLUS (RFC 5929).
-        ChannelBinding: byte[] option
+        /// Channel-binding type and data from the TLS layer, for SCRAM-*-PLUS (RFC 5929, RFC 9266).
+        ChannelBinding: ChannelBinding option
         /// Message sizes LIST announced in this session, to report a RETR that delivers another
         /// size (Courier's 8-bit header rewrite, Exchange's compressed sizes: DESIGN §9).
         ListedSizes: Map<uint64, uint64>

@@ -14,7 +14,8 @@ public sealed partial class Pop3Connection
 {
     /// <summary>
     /// Logs in with a password by the strongest method available: SCRAM-SHA-256-PLUS,
-    /// SCRAM-SHA-1-PLUS (over TLS with channel binding), SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, APOP,
+    /// SCRAM-SHA-1-PLUS (over TLS 1.2, bound with tls-unique: the -PLUS variants are taken
+    /// automatically only with a binding type every server implements), SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, APOP,
     /// then PLAIN, LOGIN and USER/PASS (these three only over TLS unless plaintext credentials were
     /// allowed). Nothing usable is a <c>UsageError</c> saying what the server offers.
     /// </summary>

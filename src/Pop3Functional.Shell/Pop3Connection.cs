@@ -64,7 +64,7 @@ public sealed partial class Pop3Connection : IAsyncDisposable
         this.endpoint = endpoint;
         // Over implicit TLS the core needs the channel-binding data from the start (SCRAM-*-PLUS).
         machine = stream is System.Net.Security.SslStream ssl
-            ? Pop3Machine.CreateOverTls(options.EffectiveCore(), Transport.ChannelBinding(ssl)!)
+            ? Pop3Machine.CreateOverTlsWithBinding(options.EffectiveCore(), Transport.ChannelBinding(ssl)!)
             : new Pop3Machine(options.EffectiveCore());
         reader = NewReader(stream);
         log = new ProtocolLog(options.Logger, endpoint);
@@ -698,7 +698,7 @@ public sealed partial class Pop3Connection : IAsyncDisposable
             var ssl = await Transport.AuthenticateAsync(stream, options, endpoint, token).ConfigureAwait(false);
             stream = ssl;
             reader = NewReader(ssl);
-            machine.TlsEstablished(Transport.ChannelBinding(ssl)!);
+            machine.TlsEstablishedWithBinding(Transport.ChannelBinding(ssl)!);
         }
         catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException or IOException)
         {

@@ -98,12 +98,30 @@ internal static class Transport
         }
     }
 
-    /// <summary>The tls-server-end-point channel-binding data (RFC 5929), when obtainable.</summary>
-    public static byte[]? ChannelBinding(SslStream ssl)
+    /// <summary>
+    /// The channel-binding data for SCRAM-*-PLUS, when obtainable: on TLS 1.2, tls-unique (RFC 5929
+    /// §3), the type RFC 5802 §6 makes every SCRAM-*-PLUS server implement (Cyrus 3.6 accepts no
+    /// other); on TLS 1.3, where tls-unique is not defined (RFC 9266 §3) and .NET offers no
+    /// tls-exporter, tls-server-end-point (RFC 5929 §4), which the core uses for -PLUS only when the
+    /// caller names it (docs/interop.md: Cyrus 3.6 refuses it).
+    /// </summary>
+    public static Pop3Functional.Core.ChannelBinding? ChannelBinding(SslStream ssl)
+    {
+        return ssl.SslProtocol == SslProtocols.Tls12
+            ? BindingData(ssl, ChannelBindingKind.Unique, "tls-unique:"u8) is { } unique
+                ? Pop3Functional.Core.ChannelBinding.TlsUnique(unique)
+                : null
+            : BindingData(ssl, ChannelBindingKind.Endpoint, "tls-server-end-point:"u8) is { } endPoint
+                ? Pop3Functional.Core.ChannelBinding.TlsServerEndPoint(endPoint)
+                : null;
+    }
+
+    /// <summary>The data of one binding kind without .NET's header and type prefix, or null.</summary>
+    private static byte[]? BindingData(SslStream ssl, ChannelBindingKind kind, ReadOnlySpan<byte> prefix)
     {
         try
         {
-            using var binding = ssl.TransportContext?.GetChannelBinding(ChannelBindingKind.Endpoint);
+            using var binding = ssl.TransportContext?.GetChannelBinding(kind);
             if (binding is null || binding.IsInvalid || binding.Size <= 0)
             {
                 return null;
@@ -112,10 +130,9 @@ internal static class Transport
             var bytes = new byte[binding.Size];
             System.Runtime.InteropServices.Marshal.Copy(binding.DangerousGetHandle(), bytes, 0, bytes.Length);
 
-            // .NET returns a 32-byte SEC_CHANNEL_BINDINGS header, then "tls-server-end-point:" and
-            // the certificate hash; SCRAM-PLUS wants the hash alone (DESIGN §9, RFC 5929 §4).
+            // .NET returns a 32-byte SEC_CHANNEL_BINDINGS header, then "tls-unique:" or
+            // "tls-server-end-point:" and the data; SCRAM-PLUS wants the data alone (DESIGN §9).
             const int header = 32;
-            var prefix = "tls-server-end-point:"u8;
             var data = bytes.AsSpan(Math.Min(header, bytes.Length));
             if (data.StartsWith(prefix))
             {

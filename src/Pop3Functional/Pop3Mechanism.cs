@@ -37,10 +37,10 @@ public sealed class Pop3Mechanism : IEquatable<Pop3Mechanism>
     /// <summary>SASL SCRAM-SHA-256 (RFC 7677): mutual authentication; the server's signature is verified.</summary>
     public static Pop3Mechanism ScramSha256 { get; } = new("SCRAM-SHA-256", true);
 
-    /// <summary>SASL SCRAM-SHA-1-PLUS: SCRAM bound to the TLS channel (tls-server-end-point, RFC 5929); TLS only.</summary>
+    /// <summary>SASL SCRAM-SHA-1-PLUS: SCRAM bound to the TLS channel (tls-unique on TLS 1.2, tls-server-end-point on TLS 1.3; RFC 5929); TLS only.</summary>
     public static Pop3Mechanism ScramSha1Plus { get; } = new("SCRAM-SHA-1-PLUS", true);
 
-    /// <summary>SASL SCRAM-SHA-256-PLUS: SCRAM bound to the TLS channel (tls-server-end-point, RFC 5929); TLS only.</summary>
+    /// <summary>SASL SCRAM-SHA-256-PLUS: SCRAM bound to the TLS channel (tls-unique on TLS 1.2, tls-server-end-point on TLS 1.3; RFC 5929); TLS only.</summary>
     public static Pop3Mechanism ScramSha256Plus { get; } = new("SCRAM-SHA-256-PLUS", true);
 
     /// <summary>SASL XOAUTH2 (Google, Microsoft) with an OAuth 2 access token: use <c>Pop3Builder.WithOAuth2</c>.</summary>

@@ -94,12 +94,25 @@ public class Pop3MachineSaslTests
     }
 
     [Fact]
-    public void CreateOverTls_with_channel_binding_chooses_PLUS()
+    public void CreateOverTlsWithBinding_tls_unique_chooses_PLUS()
     {
-        var machine = Ready(Pop3Machine.CreateOverTls(Options.Default, [1, 2, 3]), "SCRAM-SHA-256 SCRAM-SHA-256-PLUS");
+        var machine = Ready(
+            Pop3Machine.CreateOverTlsWithBinding(Options.Default, ChannelBinding.TlsUnique([1, 2, 3])), "SCRAM-SHA-256 SCRAM-SHA-256-PLUS");
 
         Assert.True(machine.TryChooseLogin(SaslCredentialKind.Password, null, out var method, out _));
         Assert.Equal("SCRAM-SHA-256-PLUS", method);
+    }
+
+    [Fact]
+    public void CreateOverTls_with_end_point_data_chooses_plain_SCRAM_automatically_and_allows_PLUS_by_name()
+    {
+        // The byte[] overload is tls-server-end-point (RFC 5929 §4), which a server need not implement.
+        var machine = Ready(Pop3Machine.CreateOverTls(Options.Default, [1, 2, 3]), "SCRAM-SHA-256 SCRAM-SHA-256-PLUS");
+
+        Assert.True(machine.TryChooseLogin(SaslCredentialKind.Password, null, out var method, out _));
+        Assert.Equal("SCRAM-SHA-256", method);
+        Assert.True(machine.TryChooseLogin(SaslCredentialKind.Password, "SCRAM-SHA-256-PLUS", out var named, out _));
+        Assert.Equal("SCRAM-SHA-256-PLUS", named);
     }
 
     private static Pop3Machine Ready(Pop3Machine machine, string sasl)

@@ -10,7 +10,7 @@ let private tls =
         SaslMechanisms = []
         UserOffered = false
         TlsActive = true
-        ChannelBindingAvailable = false
+        ChannelBindingType = None
         AllowPlaintextCredentials = false
         ApopAvailable = false
     }
@@ -49,10 +49,10 @@ let tests =
                         sasl "PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-256-PLUS"
 
                     row
-                        "SCRAM-SHA-256-PLUS first, with channel binding"
+                        "SCRAM-SHA-256-PLUS first, with tls-unique channel binding (TLS 1.2)"
                         { tls with
                             SaslMechanisms = all
-                            ChannelBindingAvailable = true
+                            ChannelBindingType = Some "tls-unique"
                             UserOffered = true
                             ApopAvailable = true
                         }
@@ -63,10 +63,46 @@ let tests =
                         "SCRAM-SHA-1-PLUS over SCRAM-SHA-256"
                         { tls with
                             SaslMechanisms = sasl "SCRAM-SHA-256 SCRAM-SHA-1-PLUS"
-                            ChannelBindingAvailable = true
+                            ChannelBindingType = Some "tls-unique"
                         }
                         pw
                         "SCRAM-SHA-1-PLUS"
+
+                    row
+                        "tls-exporter (RFC 9266 §3, the TLS 1.3 default) also makes -PLUS the choice"
+                        { tls with
+                            SaslMechanisms = all
+                            ChannelBindingType = Some "tls-exporter"
+                        }
+                        pw
+                        "SCRAM-SHA-256-PLUS"
+
+                    row
+                        "tls-server-end-point only (.NET on TLS 1.3): SCRAM-SHA-256, since a server may refuse that type"
+                        { tls with
+                            SaslMechanisms = all
+                            ChannelBindingType = Some "tls-server-end-point"
+                        }
+                        pw
+                        "SCRAM-SHA-256"
+
+                    row
+                        "tls-server-end-point and only -PLUS offered as SCRAM: CRAM-MD5, not a -PLUS that may fail"
+                        { tls with
+                            SaslMechanisms = sasl "CRAM-MD5 SCRAM-SHA-256-PLUS"
+                            ChannelBindingType = Some "tls-server-end-point"
+                        }
+                        pw
+                        "CRAM-MD5"
+
+                    row
+                        "binding data without TLS counts for nothing"
+                        { plaintext with
+                            SaslMechanisms = all
+                            ChannelBindingType = Some "tls-unique"
+                        }
+                        pw
+                        "SCRAM-SHA-256"
 
                     row
                         "no channel-binding data: SCRAM-SHA-256, never -PLUS"
@@ -291,6 +327,17 @@ let tests =
                                 UsageErrorKind.InvalidArgument
 
                         Expect.stringContains e.Message "not a login method this client implements" "why"
+
+                    testCase "-PLUS named: any binding type will do, tls-server-end-point included"
+                    <| fun () ->
+                        chosen
+                            { offers with
+                                SaslMechanisms = sasl "SCRAM-SHA-256 SCRAM-SHA-256-PLUS"
+                                ChannelBindingType = Some "tls-server-end-point"
+                            }
+                            pw
+                            (Some "SCRAM-SHA-256-PLUS")
+                            "SCRAM-SHA-256-PLUS"
 
                     testCase "-PLUS needs channel-binding data"
                     <| fun () ->

@@ -310,7 +310,11 @@ let scram =
                 let binding = [| 1uy; 2uy; 3uy; 250uy |]
 
                 let client, ir =
-                    started "SCRAM-SHA-256-PLUS" (password "user" "pencil") sha256Nonce (Some binding)
+                    started
+                        "SCRAM-SHA-256-PLUS"
+                        (password "user" "pencil")
+                        sha256Nonce
+                        (Some(ChannelBinding.TlsServerEndPoint binding))
 
                 Expect.equal
                     (ir |> Option.map str)
@@ -321,10 +325,49 @@ let scram =
                 let expected = Array.append (utf8 "p=tls-server-end-point,,") binding
                 Expect.stringStarts (str final) $"c={Convert.ToBase64String expected}," "c= carries the binding"
 
+            testCase "-PLUS names the binding type it gets in p= (RFC 5802 §6-7): tls-unique (RFC 5929 §3)"
+            <| fun () ->
+                let binding =
+                    [| 7uy; 8uy; 9uy; 10uy; 11uy; 12uy; 13uy; 14uy; 15uy; 16uy; 17uy; 18uy |]
+
+                let client, ir =
+                    started
+                        "SCRAM-SHA-1-PLUS"
+                        (password "user" "pencil")
+                        sha1Nonce
+                        (Some(ChannelBinding.TlsUnique binding))
+
+                Expect.equal (ir |> Option.map str) (Some $"p=tls-unique,,n=user,r={sha1Nonce}") "gs2 header"
+                let _, final = stepOk client sha1ServerFirst
+                let expected = Array.append (utf8 "p=tls-unique,,") binding
+                Expect.stringStarts (str final) $"c={Convert.ToBase64String expected}," "c= carries the binding"
+
+            testCase "-PLUS refuses a malformed binding type or empty data (RFC 5802 §7 cb-name)"
+            <| fun () ->
+                for binding in
+                    [
+                        {
+                            Type = "tls unique"
+                            Data = [| 1uy |]
+                        }
+                        { Type = ""; Data = [| 1uy |] }
+                        { Type = "tls-x,y"; Data = [| 1uy |] }
+                        { Type = "tls-unique"; Data = [||] }
+                        { Type = "tls-unique"; Data = null }
+                    ] do
+                    let e =
+                        startError "SCRAM-SHA-256-PLUS" (password "user" "pencil") sha256Nonce (Some binding)
+
+                    Expect.equal e.Kind UsageErrorKind.InvalidArgument $"kind for {binding}"
+
             testCase "with channel-binding data a plain SCRAM says y (RFC 5802 §6)"
             <| fun () ->
                 let client, ir =
-                    started "SCRAM-SHA-1" (password "user" "pencil") sha1Nonce (Some [| 9uy |])
+                    started
+                        "SCRAM-SHA-1"
+                        (password "user" "pencil")
+                        sha1Nonce
+                        (Some(ChannelBinding.TlsUnique [| 9uy |]))
 
                 Expect.equal (ir |> Option.map str) (Some $"y,,n=user,r={sha1Nonce}") "y flag"
                 let _, final = stepOk client sha1ServerFirst
@@ -407,7 +450,7 @@ let private anyClient (index: int) =
         else
             password "user" "pencil"
 
-    fst (started mechanism credentials sha256Nonce (Some [| 7uy |]))
+    fst (started mechanism credentials sha256Nonce (Some(ChannelBinding.TlsServerEndPoint [| 7uy |])))
 
 let private config =
     { FsCheckConfig.defaultConfig with

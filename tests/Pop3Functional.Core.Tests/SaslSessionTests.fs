@@ -485,9 +485,10 @@ let refusals =
 [<Tests>]
 let channelBinding =
     testList
-        "AUTH run by the core: channel binding (RFC 5929 tls-server-end-point)"
+        "AUTH run by the core: channel binding (RFC 5929, RFC 9266)"
         [
-            let binding = [| 0xA1uy; 0xB2uy; 0xC3uy |]
+            let binding = ChannelBinding.TlsUnique [| 0xA1uy; 0xB2uy; 0xC3uy |]
+            let endPoint = ChannelBinding.TlsServerEndPoint [| 0xD4uy; 0xE5uy |]
 
             let firstLine (s: SessionState) mechanism =
                 let _, outs =
@@ -501,7 +502,7 @@ let channelBinding =
                 | [ line ] -> Encoding.UTF8.GetString(Convert.FromBase64String(line.Split(' ')[2]))
                 | other -> failtestf "%A" other
 
-            testCase "implicit TLS with binding data: -PLUS is chosen and sends p=tls-server-end-point"
+            testCase "implicit TLS with tls-unique data: -PLUS is chosen and sends p=tls-unique"
             <| fun () ->
                 let s =
                     readyWith
@@ -513,7 +514,7 @@ let channelBinding =
                     (Ok(LoginMethod.Sasl "SCRAM-SHA-256-PLUS"))
                     "chosen"
 
-                Expect.stringStarts (firstLine s "SCRAM-SHA-256-PLUS") "p=tls-server-end-point,," "p flag"
+                Expect.stringStarts (firstLine s "SCRAM-SHA-256-PLUS") "p=tls-unique,," "p flag"
                 // Named deliberately while -PLUS is offered: "n", which the server accepts.
                 Expect.stringStarts (firstLine s "SCRAM-SHA-256") "n,," "n flag"
 
@@ -547,7 +548,24 @@ let channelBinding =
                     (Ok(LoginMethod.Sasl "SCRAM-SHA-1-PLUS"))
                     "chosen from the CAPA read over TLS"
 
-                Expect.stringStarts (firstLine s "SCRAM-SHA-1-PLUS") "p=tls-server-end-point,," "p flag"
+                Expect.stringStarts (firstLine s "SCRAM-SHA-1-PLUS") "p=tls-unique,," "p flag"
+
+            testCase
+                "tls-server-end-point data (.NET on TLS 1.3): the automatic choice is SCRAM-SHA-256 with n, which Cyrus 3.6 accepts; named -PLUS sends p=tls-server-end-point"
+            <| fun () ->
+                let s =
+                    readyWith
+                        (Session.createWithChannelBinding Options.Default (Some endPoint))
+                        "SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN"
+
+                Expect.equal
+                    (Session.chooseLogin s SaslCredentialKind.Password None)
+                    (Ok(LoginMethod.Sasl "SCRAM-SHA-256"))
+                    "chosen"
+
+                // "y" would tell a server that offers -PLUS that it was stripped (RFC 5802 §6): "n".
+                Expect.stringStarts (firstLine s "SCRAM-SHA-256") "n,," "n flag"
+                Expect.stringStarts (firstLine s "SCRAM-SHA-256-PLUS") "p=tls-server-end-point,," "p flag"
 
             testCase "createWithChannelBinding ignores the data unless TLS is implicit"
             <| fun () ->

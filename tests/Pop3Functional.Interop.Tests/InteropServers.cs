@@ -112,8 +112,11 @@ internal sealed class InteropServers
         return (new InteropServers(dir, values), null);
     }
 
-    public int Port(Server server, Tls tls) =>
-        int.Parse(values[$"{server.ToString().ToUpperInvariant()}{(tls == Tls.Implicit ? "_TLS" : "")}_PORT"], System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>The port; <paramref name="tls12Only"/> picks Cyrus's listeners that speak TLS 1.2 only.</summary>
+    public int Port(Server server, Tls tls, bool tls12Only = false) =>
+        int.Parse(
+            values[$"{server.ToString().ToUpperInvariant()}{(tls12Only ? "_TLS12" : "")}{(tls == Tls.Implicit ? "_TLS" : "")}_PORT"],
+            System.Globalization.CultureInfo.InvariantCulture);
 
     public IReadOnlyList<string> Accounts(Server server) => values[$"{server.ToString().ToUpperInvariant()}_ACCOUNTS"].Split(',');
 
@@ -127,9 +130,10 @@ internal sealed class InteropServers
     /// A builder for one server and TLS mode: certificates checked against the script's own
     /// self-signed certificate (and the name localhost), 60 s reply timeout, a protocol log.
     /// </summary>
-    public Pop3Builder Builder(Server server, Tls tls, ProtocolRecorder log)
+    public Pop3Builder Builder(Server server, Tls tls, ProtocolRecorder log, bool tls12Only = false)
     {
-        var builder = Pop3.Connect("127.0.0.1", Port(server, tls))
+        Assert.True(!tls12Only || server == Server.Cyrus, "Only Cyrus has TLS 1.2-only listeners.");
+        var builder = Pop3.Connect("127.0.0.1", Port(server, tls, tls12Only))
             .WithServerName("localhost")
             .WithCertificateValidation(CheckCertificate)
             .WithTimeout(TimeSpan.FromSeconds(60))

@@ -6,9 +6,10 @@ using Xunit;
 namespace Pop3Functional.Interop.Tests;
 
 /// <summary>
-/// The interop matrix of issue #7 without SASL: {Dovecot, Courier, Cyrus} × {plain, STLS,
-/// implicit TLS} × {USER/PASS, APOP where the greeting offers it} × {pipelined, lock-step} ×
-/// {with and without UTF8 where offered}. Every cell logs in to its own account (seeded with the
+/// The interop matrix of issue #7: {Dovecot, Courier, Cyrus} × {plain, STLS, implicit TLS} ×
+/// {USER/PASS, APOP where the greeting offers it} × {pipelined, lock-step} × {with and without UTF8
+/// where offered}, plus the SASL rows of issue #8 (each mechanism the server offers and the client
+/// implements, pipelined and ASCII only). Every cell logs in to its own account (seeded with the
 /// same mailbox), so the cells are independent.
 /// </summary>
 [Collection(RealServersCollection.Name)]
@@ -28,9 +29,20 @@ public sealed class MatrixTests
         {
             // Courier's greeting has no APOP timestamp; only Courier offers UTF8.
             string[] logins = server == Server.Courier ? ["user"] : ["user", "apop"];
+            string[] sasl = SaslLogins(server);
             bool[] utf8 = server == Server.Courier ? [false, true] : [false];
             foreach (var tls in Enum.GetValues<Tls>())
             {
+                // SASL rows: pipelined and ASCII only (CI time); -PLUS over TLS only, on Cyrus's
+                // TLS 1.2 listeners (tls-unique: the one binding Cyrus 3.6 accepts, docs/interop.md).
+                foreach (var mechanism in sasl)
+                {
+                    if (!(mechanism.EndsWith("-plus", StringComparison.Ordinal) && tls == Tls.Plain))
+                    {
+                        data.Add(server, tls, mechanism, true, false);
+                    }
+                }
+
                 foreach (var login in logins)
                 {
                     // APOP after STLS is refused by the client: ApopAfterStlsTests asserts that.
@@ -53,6 +65,24 @@ public sealed class MatrixTests
         return data;
     }
 
+    /// <summary>The SASL mechanisms each server offers that the client implements (lower case, as in the account names).</summary>
+    internal static string[] SaslLogins(Server server) => server switch
+    {
+        Server.Dovecot => ["plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256"],
+        // Courier also offers CRAM-SHA1 and CRAM-SHA256, which the client does not implement.
+        Server.Courier => ["plain", "login", "cram-md5"],
+        _ => ["plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256", "scram-sha-1-plus", "scram-sha-256-plus"],
+    };
+
+    internal static bool IsSasl(string login) => login is not ("user" or "apop");
+
+    internal static Pop3Mechanism MechanismOf(string login) => login switch
+    {
+        "apop" => Pop3Mechanism.Apop,
+        "user" => Pop3Mechanism.UserPass,
+        _ => Pop3Mechanism.Sasl(login),
+    };
+
     internal static string AccountName(Tls tls, string login, bool pipelined, bool utf8) =>
         $"{login}-{TlsName(tls)}-{(pipelined ? "pipe" : "step")}-{(utf8 ? "utf8" : "ascii")}";
 
@@ -72,9 +102,10 @@ public sealed class MatrixTests
         var account = servers.Account(server, AccountName(tls, login, pipelined, utf8));
         var seeded = Expectations.Seeded;
         var log = new ProtocolRecorder();
-        var builder = servers.Builder(server, tls, log)
+        var plus = login.EndsWith("-plus", StringComparison.Ordinal);
+        var builder = servers.Builder(server, tls, log, tls12Only: plus)
             .WithCredentials(account, Secrets.FromString(servers.Password))
-            .WithMechanism(login == "apop" ? Pop3Mechanism.Apop : Pop3Mechanism.UserPass);
+            .WithMechanism(MechanismOf(login));
         builder = pipelined ? builder : builder.WithoutPipelining();
         builder = utf8 ? builder.WithUtf8() : builder;
 
@@ -88,8 +119,19 @@ public sealed class MatrixTests
             // so the lock-step cells are lock-step by the client's choice (WithoutPipelining).
             Assert.Equal(server != Server.Courier && tls != Tls.Stls, session.Greeting.ApopAvailable);
             Assert.True(session.Capabilities.Pipelining);
-            Assert.Equal(1, log.Sent(login == "apop" ? "APOP" : "PASS"));
-            Assert.Equal(0, log.Sent(login == "apop" ? "PASS" : "APOP"));
+            if (IsSasl(login))
+            {
+                // One AUTH naming the mechanism, nothing else that logs in.
+                Assert.Equal([$"AUTH {login.ToUpperInvariant()}"], log.Commands.Where(c => c.StartsWith("AUTH", StringComparison.Ordinal)).Select(Verb));
+                Assert.Equal(0, log.Sent("USER") + log.Sent("PASS") + log.Sent("APOP"));
+            }
+            else
+            {
+                Assert.Equal(1, log.Sent(login == "apop" ? "APOP" : "PASS"));
+                Assert.Equal(0, log.Sent(login == "apop" ? "PASS" : "APOP") + log.Sent("AUTH"));
+            }
+
+            Assert.DoesNotContain(log.Lines, line => line.Contains(servers.Password, StringComparison.Ordinal));
             Assert.Equal(utf8 ? 1 : 0, log.Sent("UTF8"));
             Assert.Equal(tls == Tls.Stls ? 1 : 0, log.Sent("STLS"));
 
@@ -157,6 +199,9 @@ public sealed class MatrixTests
             Ok(await again.QuitAsync(ct), log, "QUIT after reconnect");
         }
     }
+
+    /// <summary>"AUTH MECHANISM" of an AUTH command line (the initial response, redacted or not, dropped).</summary>
+    internal static string Verb(string command) => string.Join(' ', command.Split(' ').Take(2));
 
     internal static T Ok<T>(Fin<T> result, ProtocolRecorder log, string what) =>
         result.Match(

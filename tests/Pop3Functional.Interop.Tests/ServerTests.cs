@@ -108,6 +108,46 @@ public sealed class ServerTests
     }
 
     /// <summary>
+    /// <see cref="Pop3Mechanism.Auto"/> logs in, first time, with the mechanism the core's order picks
+    /// from what the server offers (docs/core.md): SCRAM-SHA-256 on Dovecot; CRAM-MD5 on Courier;
+    /// on Cyrus SCRAM-SHA-256 without TLS and over TLS 1.3 (where the client's binding would be
+    /// tls-server-end-point, which Cyrus 3.6 refuses), SCRAM-SHA-256-PLUS over TLS 1.2 (tls-unique).
+    /// </summary>
+    [Theory]
+    [InlineData(Server.Dovecot, Tls.Plain, false, "SCRAM-SHA-256")]
+    [InlineData(Server.Dovecot, Tls.Stls, false, "SCRAM-SHA-256")]
+    [InlineData(Server.Dovecot, Tls.Implicit, false, "SCRAM-SHA-256")]
+    [InlineData(Server.Courier, Tls.Plain, false, "CRAM-MD5")]
+    [InlineData(Server.Courier, Tls.Stls, false, "CRAM-MD5")]
+    [InlineData(Server.Courier, Tls.Implicit, false, "CRAM-MD5")]
+    [InlineData(Server.Cyrus, Tls.Plain, false, "SCRAM-SHA-256")]
+    [InlineData(Server.Cyrus, Tls.Stls, false, "SCRAM-SHA-256")]
+    [InlineData(Server.Cyrus, Tls.Implicit, false, "SCRAM-SHA-256")]
+    [InlineData(Server.Cyrus, Tls.Stls, true, "SCRAM-SHA-256-PLUS")]
+    [InlineData(Server.Cyrus, Tls.Implicit, true, "SCRAM-SHA-256-PLUS")]
+    public async Task Auto_logs_in_with_the_strongest_mechanism_that_can_succeed(Server server, Tls tls, bool tls12Only, string expected)
+    {
+        var servers = InteropServers.Require();
+        var ct = TestContext.Current.CancellationToken;
+        var log = new ProtocolRecorder();
+        var session = Ok(
+            await servers.Builder(server, tls, log, tls12Only)
+                .WithCredentials(servers.Account(server, "auto"), Secrets.FromString(servers.Password))
+                .WithMechanism(Pop3Mechanism.Auto)
+                .OpenAsync(ct),
+            log,
+            "open");
+        await using (session)
+        {
+            Assert.Equal(tls != Tls.Plain, session.IsTlsActive);
+            Assert.Equal([$"AUTH {expected}"], log.Commands.Where(c => c.StartsWith("AUTH", StringComparison.Ordinal)).Select(Verb));
+            Assert.Equal(0, log.Sent("USER") + log.Sent("PASS") + log.Sent("APOP"));
+            Assert.Equal((ulong)Expectations.Seeded.Count, Ok(await session.StatAsync(ct), log, "STAT").Count);
+            Ok(await session.QuitAsync(ct), log, "QUIT");
+        }
+    }
+
+    /// <summary>
     /// A wrong password: a typed authentication failure, and nothing weaker tried after it. With
     /// the automatic choice every server here gets one SASL AUTH (each offers SCRAM or CRAM-MD5,
     /// stronger than APOP and USER/PASS); exactly one login command goes out.

@@ -46,8 +46,13 @@ public sealed class SaslLoginTests
         Ok(await connection.LoginAsync(User, Secret.FromString(Password), "SCRAM-SHA-256-PLUS", Ct));
     }
 
+    /// <summary>
+    /// Over TLS 1.3 (what the simulator and the client negotiate) the shell's binding is
+    /// tls-server-end-point, which a server need not implement (Cyrus 3.6 refuses it): the automatic
+    /// choice is SCRAM-SHA-256 with the "n" flag, never a -PLUS that might fail (nothing is retried).
+    /// </summary>
     [Fact]
-    public async Task The_automatic_choice_is_SCRAM_PLUS_over_TLS_and_SCRAM_without_it()
+    public async Task The_automatic_choice_over_TLS_13_is_SCRAM_with_n_and_without_TLS_SCRAM()
     {
         await using var sim = await StartAsync();
         await using (var tls = await ConnectedAsync(Implicit(sim)))
@@ -61,8 +66,10 @@ public sealed class SaslLoginTests
         }
 
         var transcript = sim.Transcript.ToString();
-        Assert.Contains("C: AUTH SCRAM-SHA-256-PLUS", transcript);
-        Assert.Contains("C: AUTH SCRAM-SHA-256 ", transcript);
+        Assert.DoesNotContain("C: AUTH SCRAM-SHA-256-PLUS", transcript);
+        Assert.Equal(2, Regex.Matches(transcript, @"C: AUTH SCRAM-SHA-256 ").Count);
+        // Over TLS the simulator offers -PLUS and fails "y" as a stripped -PLUS (RFC 5802 §6), so the
+        // login above succeeding over TLS shows the flag was "n" (the core's tests check the octets).
     }
 
     [Fact]
