@@ -255,6 +255,14 @@ public sealed class SessionTests
         await Assert.ThrowsAsync<InvalidOperationException>(() => Over(atQuit).RunAsync(session => session.NoopAsync(Ct), Ct));
         Assert.True(atQuit.Disposed);
 
+        // The simulator releases the abandoned session's maildrop lock when it sees the connection
+        // close; until then a new login is [IN-USE]. Wait for it, as a reconnecting client would.
+        for (var waited = 0; sim.ActiveSessions > 0 && waited < 500; waited++)
+        {
+            await Task.Delay(10, Ct);
+        }
+
+        Assert.Equal(0, sim.ActiveSessions);
         var atDispose = new ThrowingStream(sim.ConnectInMemory(), "QUIT");
         var session = await OpenAsync(Over(atDispose));
         await Assert.ThrowsAsync<InvalidOperationException>(() => session.DisposeAsync().AsTask());
