@@ -605,8 +605,7 @@ public sealed partial class Pop3Connection : IAsyncDisposable
             wait -= System.Diagnostics.Stopwatch.GetElapsedTime(statusDueSince.Value);
             if (wait <= TimeSpan.Zero)
             {
-                throw new TimeoutException(
-                    $"{endpoint} did not complete the status line of the reply to {command} within {options.ReplyTimeout.TotalSeconds:0.#} s; the connection was closed.");
+                throw StatusLineTimeout(command);
             }
         }
         else
@@ -625,9 +624,9 @@ public sealed partial class Pop3Connection : IAsyncDisposable
         }
         catch (OperationCanceledException) when (!token.IsCancellationRequested)
         {
-            throw new TimeoutException(statusDueSince is null || octetsSinceStatusDue == 0
-                ? $"{endpoint} sent nothing for {options.ReplyTimeout.TotalSeconds:0.#} s while the reply to {command} was due; the connection was closed."
-                : $"{endpoint} did not complete the status line of the reply to {command} within {options.ReplyTimeout.TotalSeconds:0.#} s; the connection was closed.");
+            throw statusDueSince is null || octetsSinceStatusDue == 0
+                ? new TimeoutException($"{endpoint} sent nothing for {options.ReplyTimeout.TotalSeconds:0.#} s while the reply to {command} was due; the connection was closed.")
+                : StatusLineTimeout(command);
         }
 
         var buffer = read.Buffer;
@@ -663,6 +662,9 @@ public sealed partial class Pop3Connection : IAsyncDisposable
     /// Linux delays ACKs; a lock-step server that waits for them (Nagle) stalls 22–44 ms per
     /// message (DESIGN §9). Asking for a quick ACK after each read removes the stall.
     /// </summary>
+    private TimeoutException StatusLineTimeout(string command) =>
+        new($"{endpoint} did not complete the status line of the reply to {command} within {options.ReplyTimeout.TotalSeconds:0.#} s; the connection was closed.");
+
     private static readonly byte[] QuickAckOn = BitConverter.GetBytes(1);
 
     private void QuickAck()
