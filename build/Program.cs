@@ -20,7 +20,7 @@ internal static class Program
     [
         ("test", "restore, build the solution once (Release), run every test project, print a summary"),
         ("format", "check formatting: Fantomas for F#, dotnet format for C#; writes nothing"),
-        ("bench", "run the benchmarks; arguments after the target go to BenchmarkDotNet"),
+        ("bench", "end to end vs Dovecot, Courier, Cyrus (root, Linux, apt) into docs/bench/: bench [--runs N]; bench micro [args]: BenchmarkDotNet"),
         ("demo", "run the core demo (src/Pop3Functional.CoreDemo)"),
         ("docs", "regenerate docs/state-machine.md from the core's transition table"),
         ("fuzz", "fuzz the core with afl-fuzz: fuzz [session|status|body|framer|all] [seconds] [-D]"),
@@ -51,7 +51,7 @@ internal static class Program
         {
             "test" => TestTarget.Run(root),
             "format" => Format(root),
-            "bench" => Bench(root, rest),
+            "bench" => BenchTarget.Run(root, rest),
             "demo" => Demo(root, rest),
             "docs" => Docs(root),
             "fuzz" => FuzzTarget.Run(root, rest),
@@ -137,9 +137,6 @@ internal static class Program
         Console.WriteLine(failed ? "Formatting check failed." : "Formatting check passed.");
         return failed ? 1 : 0;
     }
-
-    private static int Bench(string root, string[] args) =>
-        Shell.Run(root, "dotnet", ["run", "-c", "Release", "--project", "tests/Pop3Functional.Benchmarks", "--", .. args]);
 
     private static int Demo(string root, string[] args) =>
         Shell.Run(root, "dotnet", ["run", "--project", "src/Pop3Functional.CoreDemo", "--", .. args]);
@@ -619,7 +616,7 @@ internal static class RealServers
     }
 
     /// <summary>Why the servers cannot run on this machine, or null when they can.</summary>
-    private static string? WhyNot()
+    internal static string? WhyNot()
     {
         if (!OperatingSystem.IsLinux())
         {
@@ -637,11 +634,7 @@ internal static class RealServers
         return apt ? null : "no apt-get (the servers are Debian packages)";
     }
 
-    private static int RunScript(string root, string command, string dir)
-    {
-        Shell.Step($"{Script} {command} {dir}");
-        return Shell.Run(root, "bash", [Path.Combine(root, Script), command, dir]);
-    }
+    private static int RunScript(string root, string command, string dir) => Shell.Script(root, Script, command, dir);
 }
 
 /// <summary>Running dotnet commands with the console passed straight through.</summary>
@@ -669,6 +662,13 @@ internal static class Shell
         }
 
         return code;
+    }
+
+    /// <summary>Runs one of the repository's server scripts (`SCRIPT start|stop DIR`) under a step header.</summary>
+    public static int Script(string root, string script, string command, string dir)
+    {
+        Step($"{script} {command} {dir}");
+        return Run(root, "bash", [Path.Combine(root, script), command, dir]);
     }
 
     /// <summary>A header line, so a CI log shows where each step starts.</summary>

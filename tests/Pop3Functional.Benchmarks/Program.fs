@@ -1,4 +1,7 @@
-/// dotnet run -c Release --project tests/Pop3Functional.Benchmarks -- [--quick | --alloc | --e2e [--against host:port[:tlsport] user password] | --sim-server N | --e2e-profile N SECONDS [host:port[:tlsport] user password] | --serve [--against host:port[:tlsport] user password] | BenchmarkDotNet arguments]
+/// dotnet run -c Release --project tests/Pop3Functional.Benchmarks -- [--quick | --alloc
+/// | --e2e [--against host:port[:tlsport] user password] [--runs N] | --latency SERVERS_ENV
+/// | --e2e-profile N SECONDS [host:port[:tlsport] user password] | --serve [--against host:port[:tlsport] user password]
+/// | BenchmarkDotNet arguments]; --sim-server and --e2e-client are the child processes of --e2e.
 module Pop3Functional.Benchmarks.Program
 
 open System
@@ -197,25 +200,42 @@ let submission () =
 
         printfn "%-10d %10.1f %14d %14.0f" n (median (List.ofSeq times)) bytes (float bytes / float n)
 
+/// The options after --e2e: [--against host:port[:tlsport] user password] [--runs N].
+let rec private e2eOptions (args: string list) (runs: int, against) =
+    match args with
+    | [] -> runs, against
+    | "--runs" :: n :: rest -> e2eOptions rest (int n, against)
+    | "--against" :: endpoint :: user :: password :: rest ->
+        let plain, tls = Serving.parseEndpoint endpoint
+        e2eOptions rest (runs, Some(plain, tls, user, password))
+    | other -> failwith $"--e2e: unknown options {other}"
+
 [<EntryPoint>]
 let main args =
-    match args with
-    | [| "--alloc" |] -> alloc ()
-    | [| "--quick" |] ->
+    match List.ofArray args with
+    | [ "--alloc" ] -> alloc ()
+    | [ "--quick" ] ->
         quick ()
         submission ()
-    | [| "--profile"; seconds |] -> profile (float seconds)
-    | [| "--serve" |] -> Serving.run 5 None
-    | [| "--e2e" |] -> EndToEnd.run 5 None
-    | [| "--e2e"; "--against"; endpoint; user; password |] ->
-        let plain, tls = Serving.parseEndpoint endpoint
-        EndToEnd.run 5 (Some(plain, tls, user, password))
-    | [| "--sim-server"; index |] -> EndToEnd.serveSet (int index)
-    | [| "--e2e-profile"; index; seconds |] -> EndToEnd.profileShell (int index) (float seconds) None
-    | [| "--e2e-profile"; index; seconds; endpoint; user; password |] ->
+    | [ "--profile"; seconds ] -> profile (float seconds)
+    | [ "--serve" ] -> Serving.run 5 None
+    | "--e2e" :: options ->
+        let runs, against = e2eOptions options (5, None)
+        EndToEnd.run runs against
+    | [ "--e2e-client"; client; index; endpoint; user; password ] ->
+        EndToEnd.serveClient
+            (EndToEnd.Client.Named client)
+            (int index)
+            (fst (Serving.parseEndpoint endpoint))
+            user
+            password
+    | [ "--latency"; manifest ] -> Latency.run manifest 10
+    | [ "--sim-server"; index ] -> EndToEnd.serveSet (int index)
+    | [ "--e2e-profile"; index; seconds ] -> EndToEnd.profileShell (int index) (float seconds) None
+    | [ "--e2e-profile"; index; seconds; endpoint; user; password ] ->
         let plain, tls = Serving.parseEndpoint endpoint
         EndToEnd.profileShell (int index) (float seconds) (Some(plain, tls, user, password))
-    | [| "--serve"; "--against"; endpoint; user; password |] ->
+    | [ "--serve"; "--against"; endpoint; user; password ] ->
         let plain, tls = Serving.parseEndpoint endpoint
         Serving.run 5 (Some(plain, tls, user, password))
     | _ -> Benchmarks.run args

@@ -24,36 +24,39 @@ type MailboxSet =
         Key: string
     }
 
+    /// The set's name and how it travels, e.g. "B: 50 × 1 MiB, implicit TLS".
+    member s.Title = s.Name + (if s.Tls then ", implicit TLS" else ", plain")
+
+    /// The set's letter and how it travels, e.g. "B TLS".
+    member s.Short = s.Key.ToUpperInvariant() + (if s.Tls then " TLS" else " plain")
+
+/// The three shapes of issue #7 (DESIGN §7), plaintext first, then over implicit TLS.
 let sets =
     [
-        {
-            Name = "A: 2,000 x 4 KiB"
-            Messages = 2000
-            Size = 4096
-            Tls = false
-            Key = "a"
-        }
-        {
-            Name = "B: 50 x 1 MiB"
-            Messages = 50
-            Size = 1024 * 1024
-            Tls = false
-            Key = "b"
-        }
-        {
-            Name = "C: 1 x 50 MiB"
-            Messages = 1
-            Size = 50 * 1024 * 1024
-            Tls = false
-            Key = "c"
-        }
-        {
-            Name = "A over implicit TLS"
-            Messages = 2000
-            Size = 4096
-            Tls = true
-            Key = "a"
-        }
+        for tls in [ false; true ] do
+            {
+                Name = "A: 2,000 × 4 KiB"
+                Messages = 2000
+                Size = 4096
+                Tls = tls
+                Key = "a"
+            }
+
+            {
+                Name = "B: 50 × 1 MiB"
+                Messages = 50
+                Size = 1024 * 1024
+                Tls = tls
+                Key = "b"
+            }
+
+            {
+                Name = "C: 1 × 50 MiB"
+                Messages = 1
+                Size = 50 * 1024 * 1024
+                Tls = tls
+                Key = "c"
+            }
     ]
 
 let private terminator = "\r\n.\r\n"B
@@ -216,7 +219,7 @@ let median (values: float list) =
 let run (runs: int) (against: (IPEndPoint * IPEndPoint option * string * string) option) =
     printfn "Raw pipelined reader over loopback; median of %d runs per row (one warm-up run first)." runs
     printfn ""
-    printfn "%-24s %-12s %12s %12s %10s" "set" "server" "MB/s" "messages/s" "ratio"
+    printfn "%-32s %-12s %12s %12s %10s" "set" "server" "MB/s" "messages/s" "ratio"
 
     for set in sets do
         use sim = startSimulator set
@@ -236,7 +239,7 @@ let run (runs: int) (against: (IPEndPoint * IPEndPoint option * string * string)
         let simRows = measure simEndpoint "bench" "bench"
         let simMb = median (simRows |> List.map fst)
         let simMsgs = median (simRows |> List.map snd)
-        printfn "%-24s %-12s %12.1f %12.0f %10s" set.Name "simulator" simMb simMsgs ""
+        printfn "%-32s %-12s %12.1f %12.0f %10s" set.Title "simulator" simMb simMsgs ""
 
         match against with
         | Some(plain, tlsEndpoint, user, password) ->
@@ -246,6 +249,6 @@ let run (runs: int) (against: (IPEndPoint * IPEndPoint option * string * string)
             | Some e ->
                 let rows = measure e (user + set.Key) password
                 let mb = median (rows |> List.map fst)
-                printfn "%-24s %-12s %12.1f %12.0f %10.2f" "" "other" mb (median (rows |> List.map snd)) (simMb / mb)
+                printfn "%-32s %-12s %12.1f %12.0f %10.2f" "" "other" mb (median (rows |> List.map snd)) (simMb / mb)
             | None -> ()
         | None -> ()
