@@ -88,6 +88,7 @@ internal sealed class Fetcher(IFileSystem fileSystem, IFetchReporter reporter)
         using var state = UidState.Open(fileSystem, settings.Maildir, key)
             ?? throw new MaildirBusyException($"another pop3 fetch of {settings.StateKey} into {settings.Maildir} is running");
         summary.StateFile = state.Path;
+        using var durability = new DurabilityWorkers();
 
         var listing = await session.ListAsync(CancellationToken.None);
         if (listing.IsFail)
@@ -166,7 +167,7 @@ internal sealed class Fetcher(IFileSystem fileSystem, IFetchReporter reporter)
                 break;
             }
 
-            var pending = await ReceiveGroupAsync(session, group, uids, settings, summary, stop);
+            var pending = await ReceiveGroupAsync(durability, session, group, uids, settings, summary, stop);
             var stored = Commit(maildir, state, key, pending, tags, recorded, summary);
             reporter.Committed(summary.Fetched, summary.Bytes);
             if (settings.Delete && summary.Failure is null && session.IsHealthy && !await DeleteAsync(session, stored, summary))
@@ -260,7 +261,7 @@ internal sealed class Fetcher(IFileSystem fileSystem, IFetchReporter reporter)
     }
 
     private async Task<List<Pending>> ReceiveGroupAsync(
-        Pop3Session session, List<ulong> group, Dictionary<ulong, string?> uids, FetchSettings settings, FetchSummary summary, CancellationToken stop)
+        DurabilityWorkers durability, Pop3Session session, List<ulong> group, Dictionary<ulong, string?> uids, FetchSettings settings, FetchSummary summary, CancellationToken stop)
     {
         var maildir = new Maildir(fileSystem, settings.Maildir);
         var open = new Dictionary<ulong, MessageFile>();
@@ -308,7 +309,7 @@ internal sealed class Fetcher(IFileSystem fileSystem, IFetchReporter reporter)
                 var file = FileOf(retrieval.Message);
                 open.Remove(retrieval.Message);
                 // fsync in the background while the next messages arrive; awaited before any rename.
-                pending.Add(new Pending(retrieval.Message, uids.GetValueOrDefault(retrieval.Message), file, Task.Run(file.CompleteDurably)));
+                pending.Add(new Pending(retrieval.Message, uids.GetValueOrDefault(retrieval.Message), file, durability.Run(file.CompleteDurably)));
                 reporter.Received(retrieval.Message, file.SizeOnDisk);
                 if (stop.IsCancellationRequested && retrieval.Message != group[^1])
                 {

@@ -42,7 +42,7 @@ internal sealed class PhysicalFileSystem : IFileSystem
     public void CreateDirectory(string path) => Directory.CreateDirectory(path);
 
     public Stream Create(string path) =>
-        new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 64 * 1024, FileOptions.Asynchronous);
+        new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 64 * 1024, FileOptions.None);
 
     public void SyncAndClose(Stream file)
     {
