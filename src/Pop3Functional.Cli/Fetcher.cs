@@ -26,7 +26,7 @@ internal sealed record FetchSettings(
     long? MaxSize = null,
     ulong? TopLines = null,
     int GroupMessages = 64,
-    long GroupOctets = 16L * 1024 * 1024);
+    long GroupOctets = 64L * 1024 * 1024);
 
 /// <summary>What one fetch did.</summary>
 internal sealed record FetchSummary
