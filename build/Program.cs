@@ -21,7 +21,7 @@ internal static class Program
         ("test", "restore, build the solution once (Release), run every test project, print a summary"),
         ("format", "check formatting: Fantomas for F#, dotnet format for C#; writes nothing"),
         ("bench", "end to end vs Dovecot, Courier, Cyrus (root, Linux, apt) into docs/bench/: bench [--runs N]; bench micro [args]: BenchmarkDotNet"),
-        ("demo", "run the core demo (src/Pop3Functional.CoreDemo)"),
+        ("demo", "the product demo: pop3 fetch --simulate into DIR (default: a new temp dir); `demo core`: the core demo"),
         ("docs", "regenerate docs/state-machine.md from the core's transition table"),
         ("fuzz", "fuzz the core with afl-fuzz: fuzz [session|status|body|framer|all] [seconds] [-D]"),
         ("servers", "real POP3 servers for the interop tests (root, Linux, apt): servers start|stop [DIR]"),
@@ -138,8 +138,36 @@ internal static class Program
         return failed ? 1 : 0;
     }
 
-    private static int Demo(string root, string[] args) =>
-        Shell.Run(root, "dotnet", ["run", "--project", "src/Pop3Functional.CoreDemo", "--", .. args]);
+    /// <summary>
+    /// `demo [DIR]`: the README's first command, `pop3 fetch --simulate`, into DIR or a new
+    /// temporary directory, which is kept for a look (the path is printed). `demo core [ARGS]`:
+    /// the scripted dialogue through the pure core (src/Pop3Functional.CoreDemo).
+    /// </summary>
+    private static int Demo(string root, string[] args)
+    {
+        if (args.Length > 0 && args[0] == "core")
+        {
+            return Shell.Run(root, "dotnet", ["run", "--project", "src/Pop3Functional.CoreDemo", "--", .. args.Skip(1)]);
+        }
+
+        if (args.Length > 1)
+        {
+            Console.Error.WriteLine("Usage: demo [DIR] | demo core [ARGS]");
+            return 2;
+        }
+
+        var maildir = args.Length == 1
+            ? Path.GetFullPath(args[0])
+            : Path.Combine(Path.GetTempPath(), "pop3-demo-" + Guid.NewGuid().ToString("N")[..8], "mail");
+        Console.WriteLine($"pop3 fetch --simulate {maildir}");
+        var code = Shell.Run(root, "dotnet", ["run", "--project", "src/Pop3Functional.Cli", "--", "fetch", "--simulate", maildir]);
+        if (code == 0)
+        {
+            Console.WriteLine($"The messages are in {maildir}/new; run the demo again with that directory to see a rerun store nothing.");
+        }
+
+        return code;
+    }
 
     /// <summary>
     /// Rewrites the Mermaid block of docs/state-machine.md with the diagram the core generates

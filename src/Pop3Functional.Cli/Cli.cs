@@ -2,6 +2,7 @@ using System.Globalization;
 using LanguageExt;
 using LanguageExt.Common;
 using Pop3Functional.Simulator;
+using Spectre.Console;
 
 namespace Pop3Functional.Cli;
 
@@ -30,6 +31,13 @@ internal sealed class Cli
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
+            if (args.Contains("--json", StringComparer.Ordinal))
+            {
+                // --json promises one JSON document whatever happens, a wrong command line included.
+                var message = string.Join("; ", parse.Errors.Select(e => e.Message));
+                io.Json(new { error = new { kind = "usage", exitCode = ExitCodes.Usage, message } });
+            }
+
             foreach (var error in parse.Errors)
             {
                 io.Error.WriteLine($"pop3: {error.Message}");
@@ -430,7 +438,9 @@ internal sealed class Cli
             try
             {
                 Task<FetchSummary> Run(IFetchReporter reporter) => new Fetcher(fileSystem, reporter).RunAsync(session, settings, stop);
-                summary = io.IsTerminal && !asJson ? await SpectreReporter.RunAsync(Run) : await Run(new PlainReporter(io, asJson));
+                summary = io.Terminal is { } terminal && !asJson
+                    ? await SpectreReporter.RunAsync(terminal, Run)
+                    : await Run(new PlainReporter(io, asJson));
             }
             catch (Exception e) when (CliFailure.FromLocal(e, $"the Maildir {shownPath}") is { } local)
             {
@@ -453,6 +463,7 @@ internal sealed class Cli
                 duplicates = summary.Duplicates,
                 leftForNextRun = summary.NotThisRun,
                 deleted = summary.Deleted,
+                tmpRemoved = summary.TmpRemoved,
                 bytes = summary.Bytes,
                 seconds = Math.Round(summary.Elapsed.TotalSeconds, 3),
                 noUidl = summary.NoUidl,
@@ -461,6 +472,11 @@ internal sealed class Cli
                 stateFile = summary.StateFile,
                 error = failure is null ? null : new { kind = failure.Kind, exitCode = failure.ExitCode, message = failure.Message },
             });
+        }
+        else if (io.Terminal is { } terminal)
+        {
+            // After the progress display, on the console that drew it.
+            terminal.WriteLine(SummaryText(summary, shownPath));
         }
         else
         {
@@ -507,6 +523,11 @@ internal sealed class Cli
         if (s.DeleteMarked > 0 || s.Deleted > 0)
         {
             extras.Add($"{s.Deleted} deleted from the server");
+        }
+
+        if (s.TmpRemoved > 0)
+        {
+            extras.Add($"{s.TmpRemoved} file(s) an interrupted run left in tmp/ removed");
         }
 
         if (s.Interrupted)

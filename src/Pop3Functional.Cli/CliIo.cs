@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Spectre.Console;
 
 namespace Pop3Functional.Cli;
 
@@ -9,21 +10,27 @@ namespace Pop3Functional.Cli;
 /// <param name="Error">Standard error: warnings, errors, the protocol log.</param>
 /// <param name="OpenStandardOutput">Standard output as octets (retr, top).</param>
 /// <param name="Confirm">Asks a yes/no question; null when there is no terminal to ask on.</param>
-/// <param name="PromptPassword">Reads a password without echo; null when there is no terminal.</param>
-/// <param name="IsTerminal">Standard output is a terminal: a live progress display instead of plain lines.</param>
+/// <param name="PromptPassword">Reads a password without echo; null when standard input is not a terminal.</param>
+/// <param name="Terminal">
+/// Standard output as a Spectre console when it is a terminal (a live progress display instead of
+/// plain lines); null when it is a pipe or a file.
+/// </param>
 internal sealed record CliIo(
     TextWriter Out,
     TextWriter Error,
     Func<Stream> OpenStandardOutput,
     Func<string, bool>? Confirm,
     Func<string, string?>? PromptPassword,
-    bool IsTerminal)
+    IAnsiConsole? Terminal)
 {
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
+
+    /// <summary>Standard input as text: <c>--password-stdin</c> reads its first line.</summary>
+    public TextReader In { get; init; } = TextReader.Null;
 
     /// <summary>The process's console.</summary>
     public static CliIo FromConsole()
@@ -35,7 +42,10 @@ internal sealed record CliIo(
             Console.OpenStandardOutput,
             interactive ? Ask : null,
             interactive ? ReadHidden : null,
-            !Console.IsOutputRedirected);
+            Console.IsOutputRedirected ? null : AnsiConsole.Console)
+        {
+            In = Console.In,
+        };
     }
 
     /// <summary>One JSON document on one line.</summary>

@@ -146,6 +146,8 @@ internal sealed class ConnectionOptions
 
     public Option<string?> PasswordFile { get; } = new("--password-file") { Description = "Read the password from the first line of this file" };
 
+    public Option<bool> PasswordStdin { get; } = new("--password-stdin") { Description = "Read the password from the first line of standard input (a pipe)" };
+
     public Option<string> Auth { get; } = new("--auth")
     {
         Description = "auto (the strongest offered), user, apop, plain, login, cram-md5, scram-sha-1, scram-sha-256, scram-sha-1-plus, scram-sha-256-plus, xoauth2, oauthbearer, or another SASL name",
@@ -183,7 +185,7 @@ internal sealed class ConnectionOptions
     {
         foreach (var option in new Option[]
                  {
-                     Host, Port, Tls, User, Password, PasswordEnv, PasswordFile, Auth, OAuth2TokenEnv, Timeout,
+                     Host, Port, Tls, User, Password, PasswordEnv, PasswordFile, PasswordStdin, Auth, OAuth2TokenEnv, Timeout,
                      InsecureSkipVerify, CaFile, Fingerprint, AllowPlaintextPassword,
                  })
         {
@@ -197,7 +199,7 @@ internal sealed class ConnectionOptions
         if (parse.GetResult(Password) is not null)
         {
             return CliFailure.Usage(
-                "a password on the command line is refused: every user of this machine can read it (ps, /proc, shell history); use --password-env VAR, --password-file PATH or the prompt");
+                "a password on the command line is refused: every user of this machine can read it (ps, /proc, shell history); use --password-env VAR, --password-file PATH, --password-stdin or the prompt");
         }
 
         var host = parse.GetValue(Host);
@@ -351,9 +353,10 @@ internal sealed class ConnectionOptions
     {
         var variable = parse.GetValue(PasswordEnv);
         var file = parse.GetValue(PasswordFile);
-        if (variable is not null && file is not null)
+        var stdin = parse.GetValue(PasswordStdin);
+        if ((variable is null ? 0 : 1) + (file is null ? 0 : 1) + (stdin ? 1 : 0) > 1)
         {
-            return CliFailure.Usage("give one of --password-env and --password-file");
+            return CliFailure.Usage("give one of --password-env, --password-file and --password-stdin");
         }
 
         if (variable is not null || file is not null)
@@ -364,9 +367,20 @@ internal sealed class ConnectionOptions
                 e => CliFailure.Usage(variable is not null ? $"--password-env {variable}: {e.Message}" : $"--password-file {file}: {e.Message}"));
         }
 
+        if (stdin)
+        {
+            // Explicit, as with docker login --password-stdin: a piped standard input is never read
+            // for a password unasked (a cron job or a script would otherwise block or leak input).
+            var line = io.In.ReadLine();
+            return string.IsNullOrEmpty(line)
+                ? CliFailure.Usage("--password-stdin: the first line of standard input is empty")
+                : Secrets.FromString(line);
+        }
+
         if (io.PromptPassword is null)
         {
-            return CliFailure.Usage("no password: standard input is not a terminal to prompt on; use --password-env VAR or --password-file PATH");
+            return CliFailure.Usage(
+                "no password: standard input is not a terminal to prompt on; use --password-env VAR, --password-file PATH or --password-stdin (its first line)");
         }
 
         var typed = io.PromptPassword("Password: ");

@@ -40,6 +40,9 @@ internal sealed record FetchSummary
     public int NotThisRun { get; set; }
     public int DeleteMarked { get; set; }
     public int Deleted { get; set; }
+
+    /// <summary>Files removed from tmp/ at the start: what interrupted runs left (docs/cli.md).</summary>
+    public int TmpRemoved { get; set; }
     public long Bytes { get; set; }
     public TimeSpan Elapsed { get; set; }
     public bool Interrupted { get; set; }
@@ -89,6 +92,7 @@ internal sealed class Fetcher(IFileSystem fileSystem, IFetchReporter reporter)
             ?? throw new MaildirBusyException($"another pop3 fetch of {settings.StateKey} into {settings.Maildir} is running");
         summary.StateFile = state.Path;
         using var durability = new DurabilityWorkers();
+        summary.TmpRemoved = TmpCleanup.Run(fileSystem, maildir, DateTime.UtcNow, reporter.Warning);
 
         var listing = await session.ListAsync(CancellationToken.None);
         if (listing.IsFail)
@@ -310,7 +314,7 @@ internal sealed class Fetcher(IFileSystem fileSystem, IFetchReporter reporter)
                 open.Remove(retrieval.Message);
                 // fsync in the background while the next messages arrive; awaited before any rename.
                 pending.Add(new Pending(retrieval.Message, uids.GetValueOrDefault(retrieval.Message), file, durability.Run(file.CompleteDurably)));
-                reporter.Received(retrieval.Message, file.SizeOnDisk);
+                reporter.Received(retrieval.Message, file.ReceivedOctets);
                 if (stop.IsCancellationRequested && retrieval.Message != group[^1])
                 {
                     // Stop after the current message: leaving the enumeration closes the

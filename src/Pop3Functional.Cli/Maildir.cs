@@ -15,7 +15,8 @@ namespace Pop3Functional.Cli;
 /// </summary>
 internal sealed class Maildir
 {
-    private static readonly string Host = SafeHostName();
+    /// <summary>This machine's name as unique names carry it (the last field of <see cref="Begin"/>'s names).</summary>
+    internal static readonly string Host = SafeHostName();
     private readonly IFileSystem fileSystem;
     private long sequence;
 

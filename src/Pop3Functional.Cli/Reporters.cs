@@ -32,19 +32,26 @@ internal sealed class PlainReporter(CliIo io, bool json) : IFetchReporter
     }
 }
 
-/// <summary>A live Spectre progress display on a terminal: messages done/total, bytes, rate, ETA.</summary>
-internal sealed class SpectreReporter(ProgressContext context) : IFetchReporter
+/// <summary>
+/// A live Spectre progress display on a terminal: messages done/total, octets, rate, ETA. It takes
+/// the console it draws on, so a test can give it one that writes to a string.
+/// </summary>
+internal sealed class SpectreReporter(IAnsiConsole console, ProgressContext context) : IFetchReporter
 {
     private ProgressTask? task;
     private int total;
     private int received;
 
-    public void Warning(string text) => AnsiConsole.MarkupLine($"[yellow]warning:[/] {Markup.Escape(text)}");
+    // On the console, not standard error: a line written around a live display would tear it.
+    public void Warning(string text) => console.MarkupLine($"[yellow]warning:[/] {Markup.Escape(text)}");
 
     public void Planned(int messages, long octets)
     {
         total = messages;
-        task = context.AddTask(Description(), maxValue: Math.Max(octets, 1));
+        if (messages > 0)
+        {
+            task = context.AddTask(Description(), maxValue: Math.Max(octets, 1));
+        }
     }
 
     public void Received(ulong message, long octets)
@@ -61,14 +68,15 @@ internal sealed class SpectreReporter(ProgressContext context) : IFetchReporter
     {
         if (task is not null && received == total)
         {
+            // LIST sizes are estimates (RFC 1939 §11): the bar ends full whatever arrived.
             task.Value = task.MaxValue;
         }
     }
 
     private string Description() => $"{received}/{total} messages";
 
-    public static Task<T> RunAsync<T>(Func<IFetchReporter, Task<T>> run) =>
-        AnsiConsole.Progress()
+    public static Task<T> RunAsync<T>(IAnsiConsole console, Func<IFetchReporter, Task<T>> run) =>
+        console.Progress()
             .AutoClear(false)
             .Columns(
                 new TaskDescriptionColumn(),
@@ -77,7 +85,7 @@ internal sealed class SpectreReporter(ProgressContext context) : IFetchReporter
                 new DownloadedColumn(),
                 new TransferSpeedColumn(),
                 new RemainingTimeColumn())
-            .StartAsync(context => run(new SpectreReporter(context)));
+            .StartAsync(context => run(new SpectreReporter(console, context)));
 }
 
 internal static class Format

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Pop3Functional.Simulator;
@@ -161,6 +160,8 @@ public sealed class CrashTests(ITestOutputHelper output)
             await WaitUntilAsync(() => simulator.ActiveSessions == 0, context, cancel);
             Assert.True(expected.SequenceEqual(StoredKeys(maildir)), $"{context}: the Maildir does not hold every message exactly once after the rerun");
             Assert.True(simulator.Mailbox(user).Count == 0, $"{context}: the rerun left {simulator.Mailbox(user).Count} message(s) on the server");
+            var leftInTmp = Directory.GetFiles(Path.Combine(maildir, "tmp"));
+            Assert.True(leftInTmp.Length == 0, $"{context}: the rerun left {leftInTmp.Length} file(s) in tmp/ (the killed run's partial files must be removed)");
             Directory.Delete(maildir, recursive: true);
         }
 
@@ -193,46 +194,8 @@ public sealed class CrashTests(ITestOutputHelper output)
         .. json ? new[] { "--json" } : [],
     ];
 
-    /// <summary>The built CLI (pop3.dll, copied next to this assembly) under the same dotnet host.</summary>
-    private static Process Start(string[] args)
-    {
-        var program = Path.Combine(AppContext.BaseDirectory, "pop3.dll");
-        Assert.True(File.Exists(program), $"{program} is missing: the test project references the CLI project");
-        var start = new ProcessStartInfo(DotnetHost())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(program);
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment[PasswordVariable] = Password;
-        return Process.Start(start) ?? throw new InvalidOperationException("pop3 did not start");
-    }
-
-    private static string DotnetHost()
-    {
-        var name = OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet";
-        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host))
-        {
-            return host;
-        }
-
-        if (Path.GetFileName(Environment.ProcessPath) is { } self && self.Equals(name, StringComparison.OrdinalIgnoreCase))
-        {
-            return Environment.ProcessPath!;
-        }
-
-        // <root>/shared/Microsoft.NETCore.App/<version>/ is where this runtime lives.
-        var root = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
-        var candidate = Path.Combine(root, name);
-        return File.Exists(candidate) ? candidate : name;
-    }
+    private static Process Start(string[] args) =>
+        Pop3Process.Start(args, new Dictionary<string, string> { [PasswordVariable] = Password });
 
     private static void Drain(Process process)
     {
@@ -243,27 +206,8 @@ public sealed class CrashTests(ITestOutputHelper output)
         process.BeginErrorReadLine();
     }
 
-    private static async Task<Run> RunAsync(string[] args, CancellationToken cancel)
-    {
-        using var process = Start(args);
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync(cancel);
-        var stderr = process.StandardError.ReadToEndAsync(cancel);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        timeout.CancelAfter(RunTimeout);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(cancel);
-            Assert.Fail($"pop3 {string.Join(' ', args)} did not finish within {RunTimeout}: {await stderr}");
-        }
-
-        return new Run(process.ExitCode, await stdout, await stderr);
-    }
+    private static Task<Run> RunAsync(string[] args, CancellationToken cancel) =>
+        Pop3Process.RunAsync(args, new Dictionary<string, string> { [PasswordVariable] = Password }, null, RunTimeout, cancel);
 
     private static async Task WaitUntilAsync(Func<bool> condition, string context, CancellationToken cancel)
     {

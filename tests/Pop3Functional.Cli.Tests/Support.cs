@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using Pop3Functional.Simulator;
@@ -47,18 +49,137 @@ internal sealed record Run(int ExitCode, string Out, string Error);
 
 internal static class Pop3Cli
 {
-    public static async Task<Run> RunAsync(IFileSystem? fileSystem, TextWriter? error, params string[] args)
+    public static Task<Run> RunAsync(IFileSystem? fileSystem, TextWriter? error, params string[] args) =>
+        RunAsync(fileSystem, error, io => io, args);
+
+    /// <summary>Runs a command in this process; <paramref name="configure"/> changes the console it gets (no terminal by default).</summary>
+    public static async Task<Run> RunAsync(IFileSystem? fileSystem, TextWriter? error, Func<CliIo, CliIo> configure, params string[] args)
     {
         var output = new StringWriter();
         var errors = error ?? new StringWriter();
         var stdout = new MemoryStream();
-        var io = new CliIo(output, errors, () => stdout, Confirm: null, PromptPassword: null, IsTerminal: false);
+        var io = configure(new CliIo(output, errors, () => stdout, Confirm: null, PromptPassword: null, Terminal: null));
         var code = await Cli.RunAsync(args, io, TestContext.Current.CancellationToken, fileSystem);
         var text = output.ToString() + Encoding.UTF8.GetString(stdout.ToArray());
         return new Run(code, text, errors.ToString() ?? "");
     }
 
+    public static Task<Run> RunAsync(Func<CliIo, CliIo> configure, params string[] args) => RunAsync(null, null, configure, args);
+
     public static Task<Run> RunAsync(params string[] args) => RunAsync(null, null, args);
+}
+
+/// <summary>The built <c>pop3</c> program (pop3.dll, copied next to this assembly) as a process of its own.</summary>
+internal static class Pop3Process
+{
+    public const int SigInt = 2;
+    public const int SigTerm = 15;
+
+    /// <summary>Signals can be sent (Linux, macOS: SIGINT 2 and SIGTERM 15 on both).</summary>
+    public static bool CanSignal => OperatingSystem.IsLinux() || OperatingSystem.IsMacOS();
+
+    /// <summary>Starts pop3 with every standard stream redirected, under the same dotnet host as this test.</summary>
+    public static Process Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var program = Path.Combine(AppContext.BaseDirectory, "pop3.dll");
+        Assert.True(File.Exists(program), $"{program} is missing: the test project references the CLI project");
+        var start = new ProcessStartInfo(DotnetHost())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(program);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
+        return Process.Start(start) ?? throw new InvalidOperationException("pop3 did not start");
+    }
+
+    /// <summary>Runs pop3 to its end with <paramref name="input"/> on standard input (then closed).</summary>
+    public static async Task<Run> RunAsync(
+        string[] args, IReadOnlyDictionary<string, string>? environment, string? input, TimeSpan timeout, CancellationToken cancel)
+    {
+        using var process = Start(args, environment);
+        if (input is not null)
+        {
+            await process.StandardInput.WriteAsync(input);
+        }
+
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync(cancel);
+        var stderr = process.StandardError.ReadToEndAsync(cancel);
+        await WaitForExitAsync(process, timeout, $"pop3 {string.Join(' ', args)}", cancel);
+        return new Run(process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Waits for the process to end; kills it and fails when it takes longer than <paramref name="timeout"/>.</summary>
+    public static async Task WaitForExitAsync(Process process, TimeSpan timeout, string what, CancellationToken cancel)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        limit.CancelAfter(timeout);
+        try
+        {
+            await process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(cancel);
+            Assert.Fail($"{what} did not finish within {timeout}");
+        }
+    }
+
+    /// <summary>Sends a POSIX signal (kill(2)).</summary>
+    public static void Signal(Process process, int signal)
+    {
+        Assert.True(CanSignal, "signals are sent on Linux and macOS only");
+        Assert.True(Native.kill(process.Id, signal) == 0, $"kill({process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    public static string DotnetHost()
+    {
+        var name = OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet";
+        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host))
+        {
+            return host;
+        }
+
+        if (Path.GetFileName(Environment.ProcessPath) is { } self && self.Equals(name, StringComparison.OrdinalIgnoreCase))
+        {
+            return Environment.ProcessPath!;
+        }
+
+        // <root>/shared/Microsoft.NETCore.App/<version>/ is where this runtime lives.
+        var root = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
+        var candidate = Path.Combine(root, name);
+        return File.Exists(candidate) ? candidate : name;
+    }
+
+    /// <summary>Polls <paramref name="condition"/> until it holds; fails after <paramref name="timeout"/>.</summary>
+    public static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what, CancellationToken cancel)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(clock.Elapsed < timeout, $"{what}: not within {timeout}");
+            await Task.Delay(10, cancel);
+        }
+    }
+
+    private static class Native
+    {
+        [DllImport("libc", SetLastError = true)]
+        public static extern int kill(int pid, int sig);
+    }
 }
 
 /// <summary>A fresh directory, deleted afterwards.</summary>
