@@ -72,7 +72,7 @@ module internal Receiving =
                         let room = int (limit - total.Value)
 
                         if room > 0 && p.Id > 0L then
-                            emit c (Event.BodyData(p.Id, segment.Slice(0, room)))
+                            c.Out.AddBody(p.Id, segment.Slice(0, room))
 
                         total.Value <- limit
                         exceeded.Value <- true
@@ -80,7 +80,7 @@ module internal Receiving =
                         total.Value <- after
 
                         if p.Id > 0L then
-                            emit c (Event.BodyData(p.Id, segment))
+                            c.Out.AddBody(p.Id, segment)
 
             let progress =
                 BodyDecoder.decode (c.S.Options.Quirks.Contains Quirk.BareLineFeed) cursor chunk pos sink

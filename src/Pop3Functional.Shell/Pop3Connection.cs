@@ -464,20 +464,30 @@ public sealed partial class Pop3Connection : IAsyncDisposable
     /// <summary>Handles every queued output: writes, the STLS upgrade, body slices, final events.</summary>
     private async ValueTask DrainAsync(CancellationToken token)
     {
-        while (machine.TryDequeueOutput(out var raw))
+        // The sink of the last slice: one message's slices follow each other, so the lookup is per message.
+        var sinkId = 0L;
+        Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask>? bodySink = null;
+        while (machine.TryDequeueEntry(out var entry))
         {
-            // Body slices, most of the events, go to their sink without a Pop3Output each.
-            if (raw is Output.Emit { Item: Event.BodyData slice })
+            // Body slices, most of the outputs, go to their sink as values: no event, no Pop3Output.
+            if (entry.IsBody)
             {
-                if (sinks.TryGetValue(slice.Item1, out var bodySink))
+                if (entry.BodyId != sinkId)
                 {
-                    await DeliverAsync(bodySink, slice.Item2, token).ConfigureAwait(false);
+                    sinkId = entry.BodyId;
+                    bodySink = sinks.GetValueOrDefault(sinkId);
+                }
+
+                if (bodySink is not null)
+                {
+                    await DeliverAsync(bodySink, entry.Body, token).ConfigureAwait(false);
                 }
 
                 continue;
             }
 
-            var output = machine.ToPublic(raw);
+            sinkId = 0L;
+            var output = machine.ToPublic(entry.Output);
             if (output.Kind == Pop3OutputKind.Event
                 && output.EventKind is not (Pop3EventKind.QuirkTolerated or Pop3EventKind.SizeMismatch or Pop3EventKind.BodyEnded))
             {
