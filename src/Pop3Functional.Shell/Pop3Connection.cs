@@ -500,6 +500,27 @@ public sealed partial class Pop3Connection : IAsyncDisposable
             }
 
             sinkId = 0L;
+
+            // The other outputs of every message (its RETR, its "+OK") are handled from the core's
+            // values too; a Pop3Output is built only where a caller or the log sees one.
+            switch (entry.Output)
+            {
+                case Output.Send send:
+                    log.Client(send.Item.LogText);
+                    Pop3Telemetry.PutLine(send.Item.LogText);
+                    outgoing.Write(send.Item.Bytes.Span);
+                    continue;
+                case Output.Emit { Item: Event.Answered { Item2: Reply.MessageFollows } follows } when !log.WantsEvents:
+                    // Not final: the body follows. A status line completed: the next one's clock starts anew.
+                    statusDueSince = null;
+                    if (tracked.Contains(follows.Item1))
+                    {
+                        answered.Add(follows.Item1);
+                    }
+
+                    continue;
+            }
+
             var output = machine.ToPublic(entry.Output);
             if (output.Kind == Pop3OutputKind.Event
                 && output.EventKind is not (Pop3EventKind.QuirkTolerated or Pop3EventKind.SizeMismatch or Pop3EventKind.BodyEnded))
