@@ -167,6 +167,9 @@ module internal Receiving =
 
                         go <- false
                     | FramedLine.Line(line, next, bareLf) ->
-                        c.S <- { c.S with Partial = PartialLine.Empty }
+                        // Most lines arrive whole: no copy of the session when nothing was held.
+                        if c.S.Partial.Length > 0 then
+                            c.S <- { c.S with Partial = PartialLine.Empty }
+
                         pos <- next
                         onLine c line bareLf (next < len)
