@@ -768,8 +768,9 @@ public sealed partial class Pop3Connection : IAsyncDisposable
 
     // Large reads: each read that has to wait costs a hand-off through the thread pool, whose
     // workers then spin on a CPU the server may need; over TLS a larger buffer also lets SslStream
-    // hand over more than one record per read. 256 KiB halved the reads and cut the waits per
-    // 1 MiB message over TLS from about 30 to about 10 (docs/benchmarks.md).
+    // hand over more than one record per read. On a busy machine 256 KiB halved the reads and cut
+    // the waits per 1 MiB message over TLS from about 30 to about 10; on a quiet one it made no
+    // measurable difference (docs/benchmarks.md, 2026-12-06).
     private static PipeReader NewReader(Stream stream) =>
         PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 262144, minimumReadSize: 65536, leaveOpen: true));
 
