@@ -349,8 +349,8 @@ type Pop3Output internal (kind: Pop3OutputKind, eventKind: Pop3EventKind) =
 type Pop3Machine private (initial: SessionState) =
     let mutable state = initial
     // Kept as the core's outputs and converted when taken: a caller that handles body slices
-    // itself (the shell) need not pay for a Pop3Output per slice.
-    let outputs = Queue<Output>()
+    // itself (the shell) pays for neither a Pop3Output nor an event per slice.
+    let outputs = OutputBuffer()
 
     let convert (o: Output) : Pop3Output =
         let ev kind =
@@ -471,11 +471,7 @@ type Pop3Machine private (initial: SessionState) =
                     r
 
     let step input =
-        let struct (next, outs) = Session.step state input
-        state <- next
-
-        for o in outs do
-            outputs.Enqueue o
+        state <- Session.stepInto outputs state input
 
     /// A machine for these options; it awaits the greeting (feed the server's first bytes next).
     new(options: Options) = Pop3Machine(Session.create options)
@@ -553,21 +549,18 @@ type Pop3Machine private (initial: SessionState) =
 
     /// Takes the next output, if any.
     member _.TryDequeue([<Out>] output: byref<Pop3Output>) =
-        if outputs.Count > 0 then
-            output <- convert (outputs.Dequeue())
+        let mutable entry = Unchecked.defaultof<OutputEntry>
+
+        if outputs.TryTake &entry then
+            output <- convert (entry.ToOutput())
             true
         else
             output <- Unchecked.defaultof<_>
             false
 
-    /// Takes the next output as the core's value, unconverted (for the shell's hot path).
-    member internal _.TryDequeueOutput([<Out>] output: byref<Output>) =
-        if outputs.Count > 0 then
-            output <- outputs.Dequeue()
-            true
-        else
-            output <- Unchecked.defaultof<_>
-            false
+    /// Takes the next output as the core's value, unconverted: a body slice has a null Output and
+    /// comes as BodyId and Body (the shell's hot path: nothing allocated per slice).
+    member internal _.TryDequeueEntry([<Out>] entry: byref<OutputEntry>) = outputs.TryTake &entry
 
     /// The C# form of a core output.
     member internal _.ToPublic(output: Output) : Pop3Output = convert output

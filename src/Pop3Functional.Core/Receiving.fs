@@ -72,7 +72,7 @@ module internal Receiving =
                         let room = int (limit - total.Value)
 
                         if room > 0 && p.Id > 0L then
-                            emit c (Event.BodyData(p.Id, segment.Slice(0, room)))
+                            c.Out.AddBody(p.Id, segment.Slice(0, room))
 
                         total.Value <- limit
                         exceeded.Value <- true
@@ -80,7 +80,7 @@ module internal Receiving =
                         total.Value <- after
 
                         if p.Id > 0L then
-                            emit c (Event.BodyData(p.Id, segment))
+                            c.Out.AddBody(p.Id, segment)
 
             let progress =
                 BodyDecoder.decode (c.S.Options.Quirks.Contains Quirk.BareLineFeed) cursor chunk pos sink
@@ -167,6 +167,9 @@ module internal Receiving =
 
                         go <- false
                     | FramedLine.Line(line, next, bareLf) ->
-                        c.S <- { c.S with Partial = PartialLine.Empty }
+                        // Most lines arrive whole: no copy of the session when nothing was held.
+                        if c.S.Partial.Length > 0 then
+                            c.S <- { c.S with Partial = PartialLine.Empty }
+
                         pos <- next
                         onLine c line bareLf (next < len)

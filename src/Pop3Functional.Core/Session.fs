@@ -181,13 +181,14 @@ module Session =
                         $"no SASL challenge awaits an answer: the session is {describe phase.Kind}"
                 ))
 
-    /// Takes one input and returns the next session and the outputs, in order. Never throws for
-    /// any input (a broken server or a misusing caller is an event).
-    let step (state: SessionState) (input: Input) : struct (SessionState * Output list) =
+    /// step, appending the outputs to `out` (body slices as values, not events) and returning
+    /// the next session: Pop3Machine's path, which takes them from there.
+    let internal stepInto (out: OutputBuffer) (state: SessionState) (input: Input) : SessionState =
         let c =
             {
                 S = state
-                Out = ResizeArray()
+                Out = out
+                Start = out.BeginStep()
                 Replying = None
                 SentThisStep = []
             }
@@ -216,7 +217,14 @@ module Session =
             | Phase.Closed -> ()
             | _ -> failWith c (Pop3Error.Transport err)
 
-        struct (c.S, List.ofSeq c.Out)
+        c.S
+
+    /// Takes one input and returns the next session and the outputs, in order. Never throws for
+    /// any input (a broken server or a misusing caller is an event).
+    let step (state: SessionState) (input: Input) : struct (SessionState * Output list) =
+        let out = OutputBuffer()
+        let next = stepInto out state input
+        struct (next, out.ToList 0)
 
     /// Steps through several inputs, concatenating the outputs.
     let run (state: SessionState) (inputs: Input seq) : struct (SessionState * Output list) =

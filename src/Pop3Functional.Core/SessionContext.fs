@@ -2,13 +2,114 @@ namespace Pop3Functional.Core
 
 open System
 
+/// One output as a step appended it: a body slice kept as a value (Output is null), or any other
+/// output.
+[<Struct; NoEquality; NoComparison>]
+type internal OutputEntry =
+    {
+        Output: Output
+        BodyId: RequestId
+        Body: ReadOnlyMemory<byte>
+    }
+
+    member e.IsBody = isNull (box e.Output)
+
+    /// The entry as the public Output (a body slice becomes its BodyData event).
+    member e.ToOutput() =
+        if e.IsBody then
+            Output.Emit(Event.BodyData(e.BodyId, e.Body))
+        else
+            e.Output
+
+/// The outputs of steps in order, appended at the back and taken from the front. Body slices
+/// are stored as values: a body that dot-stuffing splits into thousands of slices costs no
+/// allocation per slice (each would otherwise be an event, an output and a list cell).
+[<Sealed>]
+type internal OutputBuffer() =
+    let mutable items: OutputEntry array = Array.zeroCreate 16
+    let mutable head = 0
+    let mutable tail = 0
+
+    let push (entry: OutputEntry) =
+        if tail = items.Length then
+            let grown = Array.zeroCreate (items.Length * 2)
+            Array.blit items 0 grown 0 tail
+            items <- grown
+
+        items[tail] <- entry
+        tail <- tail + 1
+
+    member _.Count = tail - head
+
+    /// Starts a step: moves what is still queued to the front; returns where this step's outputs begin.
+    member _.BeginStep() =
+        if head > 0 then
+            let count = tail - head
+            Array.blit items head items 0 count
+            Array.fill items count (tail - count) Unchecked.defaultof<_>
+            head <- 0
+            tail <- count
+
+        tail
+
+    member _.Add(output: Output) =
+        push
+            {
+                Output = output
+                BodyId = 0L
+                Body = ReadOnlyMemory.Empty
+            }
+
+    member _.AddBody(id: RequestId, slice: ReadOnlyMemory<byte>) =
+        push
+            {
+                Output = Unchecked.defaultof<_>
+                BodyId = id
+                Body = slice
+            }
+
+    /// Whether an output (not a body slice) from index `from` on satisfies the predicate.
+    member _.Exists(from: int, predicate: Output -> bool) =
+        let mutable found = false
+        let mutable i = from
+
+        while not found && i < tail do
+            if not items[i].IsBody && predicate items[i].Output then
+                found <- true
+
+            i <- i + 1
+
+        found
+
+    /// The outputs from index `from` on, body slices as BodyData events.
+    member _.ToList(from: int) =
+        [ for i in from .. tail - 1 -> items[i].ToOutput() ]
+
+    /// Takes the front entry; the slot is cleared so that no read buffer stays referenced.
+    member _.TryTake(entry: byref<OutputEntry>) =
+        if head < tail then
+            entry <- items[head]
+            items[head] <- Unchecked.defaultof<_>
+            head <- head + 1
+
+            if head = tail then
+                head <- 0
+                tail <- 0
+
+            true
+        else
+            entry <- Unchecked.defaultof<_>
+            false
+
 /// The machinery every part of the session step shares: the step context, events, moves
 /// checked against the transition table, failure, and the send queue with its pipelining window.
 module internal SessionContext =
     type Ctx =
         {
             mutable S: SessionState
-            Out: ResizeArray<Output>
+            Out: OutputBuffer
+            /// Where this step's outputs begin in Out (earlier ones belong to earlier steps).
+            Start: int
             /// The request whose reply line is being handled; it may already have left InFlight.
             mutable Replying: Pending option
             /// Requests sent during this step: bytes received in the same chunk cannot answer them.
@@ -65,13 +166,15 @@ module internal SessionContext =
             let pending = c.S.InFlight.ToList() @ c.S.Waiting.ToList()
 
             let hasFinal (id: RequestId) =
-                c.Out
-                |> Seq.exists (function
+                c.Out.Exists(
+                    c.Start,
+                    function
                     | Output.Emit(Event.Answered(_, Reply.MessageFollows _)) -> false
                     | Output.Emit(Event.Answered(i, _) | Event.BodyEnded(i, _) | Event.Rejected(i, _) | Event.Aborted(i,
                                                                                                                       _)) ->
                         i = id
-                    | _ -> false)
+                    | _ -> false
+                )
 
             // A reply can break the protocol after its request left InFlight (a bad STAT or LIST n
             // payload, a bad listing, bytes after +OK to STLS); that request still needs its one

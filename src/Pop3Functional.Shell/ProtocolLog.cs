@@ -28,6 +28,9 @@ internal sealed class ProtocolLog(ILogger? logger, string endpoint)
         }
     }
 
+    /// <summary>Whether <see cref="Event"/> would write routine events (Debug); when not, a caller may skip building them.</summary>
+    public bool WantsEvents => logger?.IsEnabled(LogLevel.Debug) == true;
+
     public void Event(Pop3Output output)
     {
         if (logger is null

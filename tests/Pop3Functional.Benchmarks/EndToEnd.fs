@@ -577,6 +577,7 @@ let profileShell (index: int) (seconds: float) (against: (IPEndPoint * IPEndPoin
 
     listener.SetMeasurementEventCallback<int64>(fun _ _ _ _ -> reads <- reads + 1L)
     listener.Start()
+    let allocatedBefore = GC.GetTotalAllocatedBytes true
     let watch = Stopwatch.StartNew()
     let mutable runs = 0
 
@@ -587,12 +588,15 @@ let profileShell (index: int) (seconds: float) (against: (IPEndPoint * IPEndPoin
         runs <- runs + 1
 
     let messages = float (runs * set.Messages)
+    let allocated = float (GC.GetTotalAllocatedBytes true - allocatedBefore)
 
     printfn
-        "%d fetches of %s in %.1f s: %.0f messages/s, %.2f reads/message, client CPU %.1f us/message"
+        "%d fetches of %s in %.1f s: %.0f messages/s, %.2f reads/message, client CPU %.1f us/message, allocated %.0f B/message (%.3f B/octet)"
         runs
         set.Name
         watch.Elapsed.TotalSeconds
         (messages / watch.Elapsed.TotalSeconds)
         (float reads / messages)
         (Process.GetCurrentProcess().TotalProcessorTime.TotalMicroseconds / messages)
+        (allocated / messages)
+        (allocated / messages / float set.Size)
