@@ -212,5 +212,4 @@ public sealed partial class AotTests
 
     [GeneratedRegex("\"seconds\":[0-9.eE+-]+")]
     private static partial Regex Seconds();
-
 }
