@@ -18,7 +18,7 @@ internal static class Program
 
     private static readonly (string Name, string Description)[] Targets =
     [
-        ("test", "restore, build the solution once (Release), run every test project, print a summary"),
+        ("test", "restore, build the solution once (Release), publish the native pop3 (AOT), run every test project, print a summary"),
         ("format", "check formatting: Fantomas for F#, dotnet format for C#; writes nothing"),
         ("bench", "end to end vs Dovecot, Courier, Cyrus (root, Linux, apt) into docs/bench/: bench [--runs N]; bench micro [args]: BenchmarkDotNet"),
         ("demo", "the product demo: pop3 fetch --simulate into DIR (default: a new temp dir); `demo core`: the core demo"),
@@ -266,11 +266,15 @@ internal static class TestTarget
 
         var results = new List<ProjectResult>();
         var problems = new List<string>();
+        var native = NativeCli.Publish(root, problems);
         foreach (var project in Program.TestProjects(root))
         {
-            var (result, problem) = Path.GetFileNameWithoutExtension(project) == RealServers.TestProject
+            var name = Path.GetFileNameWithoutExtension(project);
+            var (result, problem) = name == RealServers.TestProject
                 ? RealServers.Around(root, problems, () => RunProject(root, project, resultsDir))
-                : RunProject(root, project, resultsDir);
+                : name == NativeCli.TestProject
+                    ? NativeCli.Around(native, () => RunProject(root, project, resultsDir))
+                    : RunProject(root, project, resultsDir);
             results.Add(result);
             if (problem is not null)
             {
@@ -422,6 +426,56 @@ internal static class TestTarget
 
     private static string Counts(int passed, int failed, int skipped) =>
         skipped > 0 ? $"{passed} passed, {failed} failed, {skipped} skipped" : $"{passed} passed, {failed} failed";
+}
+
+/// <summary>
+/// The native AOT build of the CLI (docs/cli.md, Installing), published into artifacts/native
+/// before the tests run. The CLI tests run their process tests (and AotTests) against it through
+/// POP3_CLI_NATIVE; without it those AotTests skip, which CI=true turns into a failure.
+/// </summary>
+internal static class NativeCli
+{
+    internal const string TestProject = "Pop3Functional.Cli.Tests";
+    internal const string Variable = "POP3_CLI_NATIVE";
+
+    /// <summary>Publishes the native pop3 (about 3 minutes); returns its path, or null (with a problem) when that failed.</summary>
+    public static string? Publish(string root, List<string> problems)
+    {
+        var output = Path.Combine(root, "artifacts", "native");
+        var rid = System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier;
+        Shell.Step($"dotnet publish src/Pop3Functional.Cli -c Release -r {rid} -p:PublishAot=true -o artifacts/native");
+        var stopwatch = Stopwatch.StartNew();
+        var code = Shell.Run(root, "dotnet",
+            ["publish", "src/Pop3Functional.Cli", "-c", "Release", "-r", rid, "-p:PublishAot=true", "-o", output]);
+        Console.WriteLine($"The native publish finished in {stopwatch.Elapsed.TotalSeconds:0.0} s (exit code {code}).");
+        var binary = Path.Combine(output, OperatingSystem.IsWindows() ? "pop3.exe" : "pop3");
+        if (code != 0 || !File.Exists(binary))
+        {
+            problems.Add($"The native AOT publish of pop3 failed (exit code {code}); the CLI tests ran without it.");
+            return null;
+        }
+
+        return binary;
+    }
+
+    /// <summary>Runs the CLI tests with POP3_CLI_NATIVE naming the binary (when there is one), then unsets it.</summary>
+    public static T Around<T>(string? binary, Func<T> run)
+    {
+        if (binary is null)
+        {
+            return run();
+        }
+
+        Environment.SetEnvironmentVariable(Variable, binary);
+        try
+        {
+            return run();
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(Variable, null);
+        }
+    }
 }
 
 /// <summary>

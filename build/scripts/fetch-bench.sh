@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # fetch-bench.sh - time `pop3 fetch` against Debian's mpop, fetchmail and
 # getmail6, side by side in one run, against a local Dovecot (dovecot-bench.sh).
+# pop3 runs in two builds: the ReadyToRun publish (row pop3) and the native AOT
+# publish (row pop3-native), both as docs/cli.md installs them.
 #
 #   fetch-bench.sh [-n RUNS] [-o REPORT.md] [DIR]
 #
@@ -34,7 +36,7 @@ if [[ $# -ge 1 ]]; then DIR=$1; mkdir -p "$DIR"; else DIR=$(mktemp -d /var/tmp/f
 DIR=$(cd "$DIR" && pwd -P)
 PORT=10110
 PASSWORD=bench
-TOOLS=(pop3 mpop fetchmail getmail6)
+TOOLS=(pop3 pop3-native mpop fetchmail getmail6)
 # user:count:size
 SETS=("bencha:2000:4096" "benchb:50:1048576")
 
@@ -77,6 +79,14 @@ dotnet publish "$REPO/src/Pop3Functional.Cli" -c Release -r linux-x64 --self-con
 POP3=$DIR/cli/pop3
 [[ -x $POP3 ]] || die "no $POP3 after the build"
 
+# And natively compiled (AOT): no runtime start-up and no JIT at all (about 3 minutes to build).
+log "publishing src/Pop3Functional.Cli (Release, native AOT) into $DIR/native"
+dotnet publish "$REPO/src/Pop3Functional.Cli" -c Release -r linux-x64 -p:PublishAot=true \
+  -o "$DIR/native" -nologo -v q >"$DIR/build-native.log" 2>&1 \
+  || { tail -n 30 "$DIR/build-native.log" >&2; die "native build failed"; }
+POP3_NATIVE=$DIR/native/pop3
+[[ -x $POP3_NATIVE ]] || die "no $POP3_NATIVE after the native build"
+
 # --- one run --------------------------------------------------------------------
 # Every tool runs as the unprivileged user "nobody" with HOME in its state
 # directory (as root, getmail_maildir refuses to run and fetchmail warns; no
@@ -104,9 +114,11 @@ run_tool() {
   [[ $(id -u) -ne 0 ]] || as_user=(setpriv --reuid=nobody --regid=nogroup --clear-groups "${as_user[@]}")
   mkdir -p "$md/cur" "$md/new" "$md/tmp" "$st"
   case $tool in
-    pop3)
+    pop3 | pop3-native)
       # The Maildir is created by pop3 itself when missing; it is already there.
-      cmd=(env POP3_BENCH_PASSWORD=$PASSWORD "$POP3" fetch "$md" --host 127.0.0.1 --port $PORT --tls none --allow-plaintext-password \
+      local program=$POP3
+      [[ $tool != pop3-native ]] || program=$POP3_NATIVE
+      cmd=(env POP3_BENCH_PASSWORD=$PASSWORD "$program" fetch "$md" --host 127.0.0.1 --port $PORT --tls none --allow-plaintext-password \
         --user "$user" --password-env POP3_BENCH_PASSWORD)
       ;;
     mpop)
@@ -191,7 +203,7 @@ for set in "${SETS[@]}"; do
       if [[ $rc -ne 0 || $got -ne $count ]]; then
         # A failed run is reported (column "failed runs"), not timed.
         log "$tool on $user (run $r) FAILED: exit $rc, $got of $count messages, ${wall} s: $(tail -n 1 "$work/state/out.txt")"
-        [[ $tool != pop3 ]] || die "pop3 failed"
+        [[ $tool != pop3* ]] || die "$tool failed"
         wall=FAIL
       fi
       printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$user" "$tool" "$r" "$wall" "$rss" "$((count * size))" >>"$RESULTS"
@@ -207,7 +219,7 @@ import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 names = {"bencha": "2,000 x 4 KiB (bencha)", "benchb": "50 x 1 MiB (benchb)"}
 counts = {"bencha": 2000, "benchb": 50}
-order = ["pop3", "mpop", "fetchmail", "getmail6"]
+order = ["pop3", "pop3-native", "mpop", "fetchmail", "getmail6"]
 for user in ["bencha", "benchb"]:
     data, fails = {}, {}
     for u, tool, run, wall, rss, octets in rows:

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Nodes;
 using LanguageExt;
 using LanguageExt.Common;
 using Pop3Functional.Simulator;
@@ -35,7 +36,7 @@ internal sealed class Cli
             {
                 // --json promises one JSON document whatever happens, a wrong command line included.
                 var message = string.Join("; ", parse.Errors.Select(e => e.Message));
-                io.Json(new { error = new { kind = "usage", exitCode = ExitCodes.Usage, message } });
+                io.Json(new JsonObject { ["error"] = CliIo.ErrorJson("usage", ExitCodes.Usage, message) });
             }
 
             foreach (var error in parse.Errors)
@@ -102,7 +103,7 @@ internal sealed class Cli
         {
             if (parse.GetValue(json))
             {
-                io.Json(new { messages = stat.Count, octets = stat.Octets });
+                io.Json(new JsonObject { ["messages"] = stat.Count, ["octets"] = stat.Octets });
             }
             else
             {
@@ -117,7 +118,7 @@ internal sealed class Cli
         {
             if (parse.GetValue(json))
             {
-                io.Json(new { messages = entries.Select(e => new { number = e.Number, octets = e.Octets }).ToArray() });
+                io.Json(new JsonObject { ["messages"] = new JsonArray([.. entries.Select(e => new JsonObject { ["number"] = e.Number, ["octets"] = e.Octets })]) });
             }
             else
             {
@@ -135,7 +136,7 @@ internal sealed class Cli
         {
             if (parse.GetValue(json))
             {
-                io.Json(new { messages = entries.Select(e => new { number = e.Number, uid = e.Uid.Value }).ToArray() });
+                io.Json(new JsonObject { ["messages"] = new JsonArray([.. entries.Select(e => new JsonObject { ["number"] = e.Number, ["uid"] = e.Uid.Value })]) });
             }
             else
             {
@@ -162,13 +163,13 @@ internal sealed class Cli
             {
                 if (parse.GetValue(json))
                 {
-                    io.Json(new
+                    io.Json(new JsonObject
                     {
-                        greeting = greeting.Text,
-                        tls = greeting.TlsActive,
-                        apop = greeting.ApopAvailable,
-                        capaSupported = greeting.CapaSupported,
-                        capabilities = greeting.Capabilities.Lines.ToArray(),
+                        ["greeting"] = greeting.Text,
+                        ["tls"] = greeting.TlsActive,
+                        ["apop"] = greeting.ApopAvailable,
+                        ["capaSupported"] = greeting.CapaSupported,
+                        ["capabilities"] = new JsonArray([.. greeting.Capabilities.Lines.Select(line => JsonValue.Create(line))]),
                     });
                 }
                 else
@@ -253,12 +254,12 @@ internal sealed class Cli
                     {
                         if (asJson)
                         {
-                            io.Json(new
+                            io.Json(new JsonObject
                             {
-                                message = retrieval.Message,
-                                octets = retrieval.Octets,
-                                output = path,
-                                base64 = path is null ? Convert.ToBase64String(captured.ToArray()) : null,
+                                ["message"] = retrieval.Message,
+                                ["octets"] = retrieval.Octets,
+                                ["output"] = path,
+                                ["base64"] = path is null ? Convert.ToBase64String(captured.ToArray()) : null,
                             });
                         }
 
@@ -322,7 +323,7 @@ internal sealed class Cli
                     var committed = quit.DeletionsCommitted.ToArray();
                     if (asJson)
                     {
-                        io.Json(new { deleted = committed, updateCompleted = quit.UpdateCompleted });
+                        io.Json(new JsonObject { ["deleted"] = new JsonArray([.. committed.Select(n => JsonValue.Create(n))]), ["updateCompleted"] = quit.UpdateCompleted });
                     }
                     else
                     {
@@ -452,25 +453,25 @@ internal sealed class Cli
         var exit = failure?.ExitCode ?? (summary.Interrupted ? ExitCodes.Interrupted : ExitCodes.Ok);
         if (asJson)
         {
-            io.Json(new
+            io.Json(new JsonObject
             {
-                maildir = settings.Maildir,
-                onServer = summary.OnServer,
-                fetched = summary.Fetched,
-                alreadyFetched = summary.AlreadyFetched,
-                recovered = summary.Recovered,
-                skippedTooLarge = summary.TooLarge,
-                duplicates = summary.Duplicates,
-                leftForNextRun = summary.NotThisRun,
-                deleted = summary.Deleted,
-                tmpRemoved = summary.TmpRemoved,
-                bytes = summary.Bytes,
-                seconds = Math.Round(summary.Elapsed.TotalSeconds, 3),
-                noUidl = summary.NoUidl,
-                interrupted = summary.Interrupted,
-                warnings = summary.Warnings,
-                stateFile = summary.StateFile,
-                error = failure is null ? null : new { kind = failure.Kind, exitCode = failure.ExitCode, message = failure.Message },
+                ["maildir"] = settings.Maildir,
+                ["onServer"] = summary.OnServer,
+                ["fetched"] = summary.Fetched,
+                ["alreadyFetched"] = summary.AlreadyFetched,
+                ["recovered"] = summary.Recovered,
+                ["skippedTooLarge"] = summary.TooLarge,
+                ["duplicates"] = summary.Duplicates,
+                ["leftForNextRun"] = summary.NotThisRun,
+                ["deleted"] = summary.Deleted,
+                ["tmpRemoved"] = summary.TmpRemoved,
+                ["bytes"] = summary.Bytes,
+                ["seconds"] = Math.Round(summary.Elapsed.TotalSeconds, 3),
+                ["noUidl"] = summary.NoUidl,
+                ["interrupted"] = summary.Interrupted,
+                ["warnings"] = new JsonArray([.. summary.Warnings.Select(warning => JsonValue.Create(warning))]),
+                ["stateFile"] = summary.StateFile,
+                ["error"] = failure is null ? null : CliIo.ErrorJson(failure.Kind, failure.ExitCode, failure.Message),
             });
         }
         else if (io.Terminal is { } terminal)
@@ -584,15 +585,15 @@ internal sealed class Cli
             await using var simulator = await Simulation.StartAsync(options, parse.GetValue(seed), parse.GetValue(messages), stop);
             if (asJson)
             {
-                io.Json(new
+                io.Json(new JsonObject
                 {
-                    plain = simulator.Endpoint.ToString(),
-                    implicitTls = simulator.TlsEndpoint.ToString(),
-                    fingerprint = simulator.CertificateFingerprint,
-                    user = Simulation.User,
-                    password = Simulation.Password,
-                    personality = chosen.Name,
-                    messages = parse.GetValue(messages),
+                    ["plain"] = simulator.Endpoint.ToString(),
+                    ["implicitTls"] = simulator.TlsEndpoint.ToString(),
+                    ["fingerprint"] = simulator.CertificateFingerprint,
+                    ["user"] = Simulation.User,
+                    ["password"] = Simulation.Password,
+                    ["personality"] = chosen.Name,
+                    ["messages"] = parse.GetValue(messages),
                 });
             }
             else

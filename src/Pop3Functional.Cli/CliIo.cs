@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Spectre.Console;
 
 namespace Pop3Functional.Cli;
@@ -23,9 +24,11 @@ internal sealed record CliIo(
     Func<string, string?>? PromptPassword,
     IAnsiConsole? Terminal)
 {
+    // Only the writer's settings: the documents are built as JsonObject trees, not serialised
+    // from objects by reflection, which native AOT (the published pop3, docs/cli.md) does not
+    // allow. The property names are written as they are given, in camelCase.
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
@@ -49,14 +52,18 @@ internal sealed record CliIo(
     }
 
     /// <summary>One JSON document on one line.</summary>
-    public void Json(object value) => Out.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
+    public void Json(JsonNode value) => Out.WriteLine(value.ToJsonString(JsonOptions));
+
+    /// <summary>The <c>error</c> member of a JSON document: what failed, the exit code, the sentence.</summary>
+    public static JsonObject ErrorJson(string kind, int exitCode, string message) =>
+        new() { ["kind"] = kind, ["exitCode"] = exitCode, ["message"] = message };
 
     /// <summary>Reports a failure: a sentence on standard error, or a JSON document with --json.</summary>
     public int Fail(CliFailure failure, bool json)
     {
         if (json)
         {
-            Json(new { error = new { kind = failure.Kind, exitCode = failure.ExitCode, message = failure.Message } });
+            Json(new JsonObject { ["error"] = ErrorJson(failure.Kind, failure.ExitCode, failure.Message) });
         }
 
         Error.WriteLine($"pop3: {failure.Message}");

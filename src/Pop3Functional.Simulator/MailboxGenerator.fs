@@ -2,6 +2,7 @@ namespace Pop3Functional.Simulator
 
 open System
 open System.Collections.Generic
+open System.Globalization
 open System.Text
 
 /// One generated message.
@@ -304,20 +305,34 @@ module MailboxGenerator =
         let t =
             epoch.AddTicks(seconds * TimeSpan.TicksPerSecond).ToOffset(TimeSpan.FromMinutes(float zone))
 
-        let sign = if zone < 0 then '-' else '+'
+        let sign = if zone < 0 then "-" else "+"
 
-        sprintf
-            "%s, %02d %s %04d %02d:%02d:%02d %c%02d%02d"
-            dayNames[int t.DayOfWeek]
-            t.Day
-            monthNames[t.Month - 1]
-            t.Year
-            t.Hour
-            t.Minute
-            t.Second
-            sign
-            (abs zone / 60)
-            (abs zone % 60)
+        // Not sprintf: its formatting builds generic methods at run time, which native AOT
+        // (the published pop3) cannot do. The same text: "Mon, 01 Jan 2024 12:00:00 +0000".
+        let d (width: int) (n: int) =
+            n.ToString(String('0', width), CultureInfo.InvariantCulture)
+
+        String.Concat(
+            [|
+                dayNames[int t.DayOfWeek]
+                ", "
+                d 2 t.Day
+                " "
+                monthNames[t.Month - 1]
+                " "
+                d 4 t.Year
+                " "
+                d 2 t.Hour
+                ":"
+                d 2 t.Minute
+                ":"
+                d 2 t.Second
+                " "
+                sign
+                d 2 (abs zone / 60)
+                d 2 (abs zone % 60)
+            |]
+        )
 
     // ---- building blocks ----
 

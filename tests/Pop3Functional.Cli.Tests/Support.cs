@@ -69,28 +69,50 @@ internal static class Pop3Cli
     public static Task<Run> RunAsync(params string[] args) => RunAsync(null, null, args);
 }
 
-/// <summary>The built <c>pop3</c> program (pop3.dll, copied next to this assembly) as a process of its own.</summary>
+/// <summary>
+/// The built <c>pop3</c> program as a process of its own: the native AOT binary that
+/// <c>POP3_CLI_NATIVE</c> names (the build's <c>test</c> target publishes it into artifacts/native
+/// and sets the variable), otherwise pop3.dll (copied next to this assembly) under the dotnet host.
+/// </summary>
 internal static class Pop3Process
 {
     public const int SigInt = 2;
     public const int SigTerm = 15;
 
+    /// <summary>The variable naming the native pop3 binary the process tests run instead of pop3.dll.</summary>
+    public const string NativeVariable = "POP3_CLI_NATIVE";
+
     /// <summary>Signals can be sent (Linux, macOS: SIGINT 2 and SIGTERM 15 on both).</summary>
     public static bool CanSignal => OperatingSystem.IsLinux() || OperatingSystem.IsMacOS();
 
-    /// <summary>Starts pop3 with every standard stream redirected, under the same dotnet host as this test.</summary>
+    /// <summary>The native binary <see cref="NativeVariable"/> names, or null when it is unset or empty.</summary>
+    public static string? NativeProgram =>
+        Environment.GetEnvironmentVariable(NativeVariable) is { Length: > 0 } path ? Path.GetFullPath(path) : null;
+
+    /// <summary>Which program the process tests run, for their messages.</summary>
+    public static string Form => NativeProgram is { } native ? $"the native binary {native}" : "pop3.dll under dotnet";
+
+    /// <summary>Starts pop3 with every standard stream redirected: the native binary when one is named, else pop3.dll under the same dotnet host as this test.</summary>
     public static Process Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var program = Path.Combine(AppContext.BaseDirectory, "pop3.dll");
-        Assert.True(File.Exists(program), $"{program} is missing: the test project references the CLI project");
-        var start = new ProcessStartInfo(DotnetHost())
+        ProcessStartInfo start;
+        if (NativeProgram is { } native)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(program);
+            Assert.True(File.Exists(native), $"{NativeVariable}={native}: no such file (publish it: dotnet publish src/Pop3Functional.Cli -c Release -r <rid> -p:PublishAot=true -o artifacts/native)");
+            start = new ProcessStartInfo(native);
+        }
+        else
+        {
+            var program = Path.Combine(AppContext.BaseDirectory, "pop3.dll");
+            Assert.True(File.Exists(program), $"{program} is missing: the test project references the CLI project");
+            start = new ProcessStartInfo(DotnetHost());
+            start.ArgumentList.Add(program);
+        }
+
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.RedirectStandardInput = true;
+        start.UseShellExecute = false;
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
